@@ -1,0 +1,3 @@
+from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript, WordTiming
+
+__all__ = ["RecognitionStream", "SpeechRecognizer", "Transcript", "WordTiming"]

@@ -1,0 +1,60 @@
+"""Speech recognition interface: push 16 kHz PCM, get partial and final hypotheses."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A hypothesis for the audio pushed so far; `is_final` once the utterance is closed."""
+
+    text: str
+    is_final: bool
+    words: tuple[WordTiming, ...] = field(default_factory=tuple)
+    confidence: float | None = None
+    audio_s: float = 0.0
+
+
+class RecognitionStream(abc.ABC):
+    """Recognition of one utterance. Owned by the turn that opened it."""
+
+    @abc.abstractmethod
+    async def push(self, pcm: np.ndarray) -> Transcript | None:
+        """Feed mono int16 PCM at 16 kHz; return a partial when the hypothesis changed."""
+
+    @abc.abstractmethod
+    async def finish(self) -> Transcript:
+        """Close the utterance and return the final hypothesis for everything pushed."""
+
+    async def aclose(self) -> None:
+        """Release engine resources; safe to call after `finish` or instead of it."""
+
+
+class SpeechRecognizer(abc.ABC):
+    """A recognition engine shared by all sessions; `stream()` opens one utterance."""
+
+    name: str = "asr"
+    sample_rate: int = SAMPLE_RATE
+
+    async def start(self) -> None:
+        """Load models ahead of the first call (server start-up)."""
+
+    @abc.abstractmethod
+    def stream(self) -> RecognitionStream: ...
+
+    async def aclose(self) -> None:
+        """Free shared resources."""

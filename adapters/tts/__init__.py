@@ -1,0 +1,3 @@
+from adapters.tts.base import SpeechSynthesizer
+
+__all__ = ["SpeechSynthesizer"]
