@@ -41,7 +41,7 @@ class EmbeddedResponder(ChatModel):
             return f"Today is {now.strftime('%A, %B')} {now.day}, {now.year}."
         if _ABOUT.search(heard):
             return INTRO
-        if _GREETING.search(heard):
+        if _GREETING.search(heard) and len(heard.split()) <= 4:
             return "Hello! " + INTRO if first_turn else "Hello again."
         reply = f"I heard: {heard}."
         return f"{reply} {INTRO}" if first_turn else reply

@@ -1,0 +1,106 @@
+"""The FastAPI application: health, the Realtime WebSocket, client secrets, and the web page."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from adapters.llm.openai_compat import OpenAICompatConfig
+from router import ModelRouter
+from router.defaults import build_default_router
+from voice.auth import AuthError, bearer
+from voice.config import Settings
+from voice.server import VoiceServer
+from voice.transports.websocket import realtime_websocket
+
+log = logging.getLogger(__name__)
+
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+
+
+class ExpiresAfter(BaseModel):
+    anchor: str = "created_at"
+    seconds: int = Field(600, ge=10, le=7200)
+
+
+class ClientSecretRequest(BaseModel):
+    expires_after: ExpiresAfter | None = None
+    session: dict[str, Any] | None = None
+
+
+def create_app(settings: Settings | None = None, router: ModelRouter | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        model_router = router or build_default_router(OpenAICompatConfig.from_env())
+        server = VoiceServer(settings, model_router)
+        app.state.server = server
+        if settings.warmup:
+            await model_router.start()
+        try:
+            yield
+        finally:
+            await server.aclose()
+            if router is None:
+                await model_router.aclose()
+
+    app = FastAPI(title="SomaGent Voice", version="0.1.0", lifespan=lifespan,
+                  description="Real-time voice conversations over the OpenAI Realtime protocol.")
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        server: VoiceServer = request.app.state.server
+        return {"status": "ok", "mode": settings.deployment_mode, "sessions": len(server.sessions)}
+
+    @app.post("/v1/realtime/client_secrets")
+    async def client_secrets(request: Request, body: ClientSecretRequest | None = None) -> JSONResponse:
+        server: VoiceServer = request.app.state.server
+        try:
+            principal = server.auth.check(bearer(request.headers))
+            if principal.key_id.startswith("secret:"):
+                raise AuthError("invalid_api_key", "a client secret cannot mint further secrets")
+            body = body or ClientSecretRequest()
+            session = server.session_config(body.session)
+            ttl = (body.expires_after or ExpiresAfter(seconds=settings.client_secret_ttl_s)).seconds
+            value, expires_at = server.auth.issue_secret(principal, ttl, body.session)
+        except AuthError as exc:
+            return JSONResponse({"error": {"type": "invalid_request_error", "code": exc.code, "message": exc.message}},
+                                status_code=401)
+        except ValueError as exc:
+            return JSONResponse({"error": {"type": "invalid_request_error", "code": "invalid_session",
+                                           "message": str(exc)}}, status_code=400)
+        wire = session.wire()
+        wire["expires_at"] = expires_at
+        return JSONResponse({"value": value, "expires_at": expires_at, "session": wire})
+
+    @app.websocket("/v1/realtime")
+    async def realtime(ws: WebSocket) -> None:
+        await realtime_websocket(ws, ws.app.state.server)
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        page = WEB_CLIENT / "index.html"
+        if page.exists():
+            return FileResponse(page)
+        return JSONResponse({"service": "somagent-voice", "realtime": "/v1/realtime", "docs": "/docs"})
+
+    return app
+
+
+def warn_if_exposed(host: str, settings: Settings) -> None:
+    """Developer-light accepts calls without a key: say so loudly when that reaches beyond this machine."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not settings.requires_key:
+        log.warning("serving on %s in developer-light mode: calls without an API key are accepted. "
+                    "Set SOMAGENT_DEPLOYMENT_MODE=production and SOMAGENT_API_KEYS for anything but local use.", host)

@@ -1,0 +1,80 @@
+"""API keys and short-lived client secrets (the browser flow of OpenAI's Realtime API)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from voice.config import Settings
+
+MAX_SECRETS = 10000
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str  # a non-secret label: "anonymous", "key:<last 4>", "secret:<last 4>"
+    session: dict[str, Any] | None = None  # session defaults bound to a client secret
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Secret:
+    expires_at: float
+    session: dict[str, Any] | None
+    owner: str
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._secrets: dict[str, _Secret] = {}
+
+    def check(self, token: str | None) -> Principal:
+        """Who is calling; raise AuthError when the mode demands a key and this one is missing or unknown."""
+        if token:
+            if token in self._settings.api_keys:
+                return Principal(f"key:{token[-4:]}")
+            secret = self._secrets.get(token)
+            if secret is not None:
+                if secret.expires_at >= self._clock():
+                    return Principal(f"secret:{token[-4:]}", secret.session)
+                del self._secrets[token]
+                raise AuthError("client_secret_expired", "the client secret has expired; request a new one")
+            if self._settings.requires_key or self._settings.api_keys:
+                raise AuthError("invalid_api_key", "the API key is not known to this server")
+            return Principal("anonymous")
+        if self._settings.requires_key:
+            raise AuthError("missing_api_key",
+                            f"an API key is required in {self._settings.deployment_mode} mode (Authorization: Bearer <key>)")
+        return Principal("anonymous")
+
+    def issue_secret(self, owner: Principal, ttl_s: int, session: dict[str, Any] | None) -> tuple[str, int]:
+        now = self._clock()
+        self._secrets = {k: v for k, v in self._secrets.items() if v.expires_at >= now}
+        if len(self._secrets) >= MAX_SECRETS:
+            raise AuthError("too_many_secrets", "too many live client secrets; try again later")
+        value = "ek_" + secrets.token_urlsafe(24)
+        expires_at = int(now + ttl_s)
+        self._secrets[value] = _Secret(expires_at, session, owner.key_id)
+        return value, expires_at
+
+
+def bearer(headers: Any, subprotocols: list[str] | None = None) -> str | None:
+    """The key from `Authorization: Bearer`, or from the browser's `openai-insecure-api-key.<key>` subprotocol."""
+    auth = headers.get("authorization") if headers is not None else None
+    if auth and auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    for proto in subprotocols or []:
+        if proto.startswith("openai-insecure-api-key."):
+            return proto.split(".", 1)[1] or None
+    return None

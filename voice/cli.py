@@ -1,0 +1,75 @@
+"""`somagent-voice serve` and `somagent-voice replay`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from voice.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voice.app import create_app, warn_if_exposed
+    from voice.serving import uvicorn_config
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"somagent-voice: {exc}", file=sys.stderr)
+        return 2
+    warn_if_exposed(args.host, settings)
+    uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port, args.log_level)).run()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from voice.replay import print_event, replay
+
+    logging.basicConfig(level=logging.WARNING)
+    if args.speed < 0:
+        print("somagent-voice: --speed must be >= 0 (0 sends as fast as possible)", file=sys.stderr)
+        return 2
+    results = asyncio.run(replay(args.files, url=args.url, speed=args.speed, api_key=args.api_key,
+                                 sink=print_event(args.json)))
+    summary = {"type": "summary", "files": [r.summary() for r in results]}
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        for r in results:
+            status = f"error: {r.error}" if r.error else f"{len(r.turns)} turn(s)"
+            print(f"{Path(r.file).name}: {status}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="somagent-voice", description="SomaGent Voice: real-time voice conversations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Realtime API and the web client")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+    rep = sub.add_parser("replay", help="stream audio files into a server as a live client and report the turns")
+    rep.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG ...)")
+    rep.add_argument("--url", help="server base URL (http://host:port); default: start one in-process")
+    rep.add_argument("--speed", type=float, default=1.0, help="1.0 = real time, 2.0 = twice as fast, 0 = no pacing")
+    rep.add_argument("--json", action="store_true", help="one JSON object per line, the last being the summary")
+    rep.add_argument("--api-key", help="bearer key for the server")
+    rep.set_defaults(func=_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

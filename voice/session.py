@@ -1,0 +1,315 @@
+"""One Realtime session: client events in, server events out, whatever the transport.
+
+The session validates every client event and answers a bad one with an `error` event that names
+the offending event and field; it never lets one bad message end the conversation. Audio and the
+buffer commands share one ordered queue, so a commit always sees the audio appended before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from router import CallContext, ModelRouter
+from voice.codec import AudioFormatError, InputDecoder
+from voice.conversation import Conversation, Item
+from voice.ids import new_id
+from voice.session_config import SessionConfig, merge
+from voice.turn import TurnController
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_QUEUE = 3000  # 60 s of 20 ms appends: a client far ahead of real time is told, not buffered forever
+CLOSE = object()
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None, type_: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.code, self.message, self.param, self.type = code, message, param, type_
+
+
+class RealtimeSession:
+    def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
+                 max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.id = new_id("sess")
+        self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
+        self.ctx = ctx or CallContext()
+        self.ctx = CallContext(self.ctx.tenant, self.ctx.persona, self.ctx.conversation_id or new_id("conv"), self.id)
+        self.max_event_bytes = max_event_bytes
+        self._clock = clock
+        self.outbox: asyncio.Queue[dict[str, Any] | object] = asyncio.Queue()
+        self.conversation = Conversation()
+        self.turns = TurnController(emit=self.emit, router=router, ctx=self.ctx, conversation=self.conversation,
+                                    config=lambda: self.config, clock=clock)
+        self._decoder = InputDecoder(self.config.audio.input.format)
+        self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
+        self._input_task: asyncio.Task | None = None
+        self.closed = False
+        self.errors_sent = 0
+
+    # -- outbound -----------------------------------------------------------------------------
+    @property
+    def extensions(self) -> bool:
+        return self.config.somagent is not None and self.config.somagent.events
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        if event["type"].startswith("somagent.") and not self.extensions:
+            return
+        event.setdefault("event_id", new_id("event"))
+        self.outbox.put_nowait(event)
+
+    def error(self, code: str, message: str, *, param: str | None = None, event_id: str | None = None,
+              type_: str = "invalid_request_error") -> None:
+        self.errors_sent += 1
+        self.emit({"type": "error", "error": {"type": type_, "code": code, "message": message, "param": param,
+                                              "event_id": event_id}})
+
+    async def next_event(self) -> dict[str, Any] | None:
+        """The transport's read side: the next server event, or None once the session is closed."""
+        event = await self.outbox.get()
+        return None if event is CLOSE else event  # type: ignore[return-value]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.emit({"type": "session.created", "session": self.config.wire()})
+        self._input_task = asyncio.create_task(self._input_loop(), name=f"input-{self.id}")
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        if self._input_task is not None:
+            self._input_task.cancel()
+            await asyncio.gather(self._input_task, return_exceptions=True)
+        await self.turns.aclose()
+        self.closed = True
+        self.outbox.put_nowait(CLOSE)
+
+    # -- inbound ------------------------------------------------------------------------------
+    async def handle_text(self, raw: str | bytes) -> None:
+        """One client message off the wire: never raises for bad input, answers with `error` instead."""
+        if len(raw) > self.max_event_bytes:
+            self.error("message_too_large", f"event of {len(raw)} bytes exceeds the limit of {self.max_event_bytes} bytes")
+            return
+        try:
+            event = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.error("invalid_json", f"could not parse the event as JSON: {exc}")
+            return
+        await self.handle(event)
+
+    async def handle(self, event: Any) -> None:
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            self.error("invalid_event", "an event must be a JSON object with a string 'type'", param="type")
+            return
+        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        handler = self._handlers().get(event["type"])
+        if handler is None:
+            self.error("unknown_event_type", f"unsupported event type {event['type']!r}", param="type", event_id=event_id)
+            return
+        try:
+            await handler(event)
+        except ClientError as exc:
+            self.error(exc.code, exc.message, param=exc.param, event_id=event_id, type_=exc.type)
+        except Exception as exc:  # a server bug answers this event; the session goes on
+            log.exception("handling %s failed", event["type"])
+            self.error("server_error", f"internal error handling {event['type']}: {exc}", event_id=event_id,
+                       type_="server_error")
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {
+            "session.update": self._session_update,
+            "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit,
+            "input_audio_buffer.clear": self._clear,
+            "conversation.item.create": self._item_create,
+            "conversation.item.delete": self._item_delete,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+            "output_audio_buffer.clear": self._output_clear,
+        }
+
+    async def _session_update(self, event: dict[str, Any]) -> None:
+        patch = event.get("session")
+        if not isinstance(patch, dict):
+            raise ClientError("invalid_value", "session.update needs a 'session' object", "session")
+        if patch.get("type", "realtime") != "realtime":
+            raise ClientError("invalid_value", "only sessions of type 'realtime' are served here", "session.type")
+        patch = {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")}
+        try:
+            new = SessionConfig.model_validate(merge(self.config.model_dump(mode="json"), patch))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
+            raise ClientError("invalid_value", f"invalid session.{loc}: {err['msg']}", f"session.{loc}") from None
+        old_format = self.config.audio.input.format
+        self.config = new.model_copy(update={"id": self.id})
+        if new.audio.input.format != old_format:
+            self._decoder = InputDecoder(new.audio.input.format)
+        self.turns.apply_config()
+        self.emit({"type": "session.updated", "session": self.config.wire()})
+
+    async def _append(self, event: dict[str, Any]) -> None:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise ClientError("invalid_value", "input_audio_buffer.append needs base64 'audio'", "audio")
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError("invalid_base64", "'audio' is not valid base64", "audio") from None
+        if not data:
+            return
+        try:
+            pcm = self._decoder.decode(data)
+        except AudioFormatError as exc:
+            raise ClientError("invalid_audio", f"{exc} (session input format {self._decoder.format.type})", "audio") from None
+        self._enqueue("audio", pcm, self._clock())
+
+    def _enqueue(self, kind: str, payload: Any, extra: Any = None) -> None:
+        try:
+            self._input.put_nowait((kind, payload, extra))
+        except asyncio.QueueFull:
+            raise ClientError("input_overflow", "input is arriving faster than it can be processed; audio dropped",
+                              type_="server_error") from None
+
+    async def _commit(self, event: dict[str, Any]) -> None:
+        self._enqueue("commit", event.get("event_id"))
+
+    async def _clear(self, event: dict[str, Any]) -> None:
+        self._enqueue("clear", event.get("event_id"))
+
+    async def _input_loop(self) -> None:
+        while True:
+            kind, payload, extra = await self._input.get()
+            try:
+                if kind == "audio":
+                    await self.turns.feed(payload, extra)
+                elif kind == "commit":
+                    problem = self.turns.commit()
+                    if problem is not None:
+                        self.error("input_audio_buffer_commit_empty", problem, event_id=payload)
+                elif kind == "clear":
+                    await self.turns.clear()
+                    self.emit({"type": "input_audio_buffer.cleared"})
+            except Exception as exc:  # one bad chunk must not stop the audio path
+                log.exception("input processing failed")
+                self.error("server_error", f"audio processing failed: {exc}", type_="server_error")
+
+    async def _item_create(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            raise ClientError("invalid_value", "conversation.item.create needs an 'item' object", "item")
+        if item.get("type", "message") != "message":
+            raise ClientError("invalid_value", f"item type {item.get('type')!r} is not supported; send a 'message'", "item.type")
+        role = item.get("role")
+        if role not in ("user", "assistant", "system"):
+            raise ClientError("invalid_value", "item.role must be 'user', 'assistant' or 'system'", "item.role")
+        content = item.get("content")
+        if not isinstance(content, list) or not content:
+            raise ClientError("invalid_value", "item.content must be a non-empty list", "item.content")
+        texts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict):
+                raise ClientError("invalid_value", "each content part must be an object", f"item.content[{i}]")
+            ptype = part.get("type")
+            if ptype in ("input_text", "text", "output_text"):
+                value = part.get("text")
+            elif ptype in ("input_audio", "output_audio"):
+                value = part.get("transcript")
+                if part.get("audio") and value is None:
+                    raise ClientError("invalid_value", "audio content in conversation.item.create needs a 'transcript' here",
+                                      f"item.content[{i}].transcript")
+            else:
+                raise ClientError("invalid_value", f"content type {ptype!r} is not supported", f"item.content[{i}].type")
+            if not isinstance(value, str):
+                raise ClientError("invalid_value", "content text must be a string", f"item.content[{i}]")
+            texts.append(value)
+        item_id = item.get("id") if isinstance(item.get("id"), str) else new_id("item")
+        if self.conversation.get(item_id) is not None:
+            raise ClientError("item_already_exists", f"an item with id {item_id!r} already exists", "item.id")
+        kind = {"user": "input_text", "system": "input_text", "assistant": "output_text"}[role]
+        new = Item(id=item_id, role=role, kind=kind, text=" ".join(texts))
+        previous = event.get("previous_item_id")
+        try:
+            prev = self.conversation.add(new, previous if isinstance(previous, str) and previous != "root" else None)
+        except KeyError:
+            raise ClientError("item_not_found", f"previous_item_id {previous!r} does not exist", "previous_item_id") from None
+        self.emit({"type": "conversation.item.added", "previous_item_id": prev, "item": new.wire()})
+        self.emit({"type": "conversation.item.done", "previous_item_id": prev, "item": new.wire()})
+
+    async def _item_delete(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str) or not self.conversation.delete(item_id):
+            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
+        self.emit({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def _item_retrieve(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        item = self.conversation.get(item_id) if isinstance(item_id, str) else None
+        if item is None:
+            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
+        self.emit({"type": "conversation.item.retrieved", "item": item.wire()})
+
+    async def _item_truncate(self, event: dict[str, Any]) -> None:
+        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
+        item = self.conversation.get(item_id) if isinstance(item_id, str) else None
+        if item is None:
+            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
+        if item.role != "assistant" or item.kind != "output_audio":
+            raise ClientError("invalid_value", "only assistant audio items can be truncated", "item_id")
+        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
+            raise ClientError("invalid_value", "audio_end_ms must be a non-negative integer", "audio_end_ms")
+        if end_ms > item.audio_ms + 1:
+            raise ClientError("invalid_value", f"audio_end_ms {end_ms} is past the item's {item.audio_ms:.0f} ms of audio",
+                              "audio_end_ms")
+        if event.get("content_index", 0) != 0:
+            raise ClientError("invalid_value", "content_index must be 0", "content_index")
+        self.turns.truncate(item, end_ms)
+
+    async def _response_create(self, event: dict[str, Any]) -> None:
+        params = event.get("response") or {}
+        if not isinstance(params, dict):
+            raise ClientError("invalid_value", "'response' must be an object", "response")
+        modalities = params.get("output_modalities")
+        if modalities is not None and (not isinstance(modalities, list) or len(modalities) != 1
+                                       or modalities[0] not in ("audio", "text")):
+            raise ClientError("invalid_value", "output_modalities must be ['audio'] or ['text']", "response.output_modalities")
+        conversation = params.get("conversation", "auto")
+        if conversation not in ("auto", "none"):
+            raise ClientError("invalid_value", "conversation must be 'auto' or 'none'", "response.conversation")
+        max_tokens = params.get("max_output_tokens")
+        if max_tokens is not None and max_tokens != "inf" and (not isinstance(max_tokens, int) or not 1 <= max_tokens <= 4096):
+            raise ClientError("invalid_value", "max_output_tokens must be 1..4096 or 'inf'", "response.max_output_tokens")
+        if conversation == "auto" and self.turns.responding:
+            raise ClientError("conversation_already_has_active_response",
+                              f"conversation already has an active response in progress: {self.turns.response.id}")
+        self.turns.start_response(self.turns.default_options(params))
+
+    async def _response_cancel(self, event: dict[str, Any]) -> None:
+        wanted = event.get("response_id")
+        active = self.turns.response
+        if active is None or active.done or (wanted and wanted != active.id):
+            raise ClientError("response_cancel_not_active", "there is no active response to cancel")
+        await self.turns.cancel_response("client_cancelled")
+
+    async def _output_clear(self, event: dict[str, Any]) -> None:
+        await self.turns.interrupt(reason="client_cancelled")
+        self.emit({"type": "output_audio_buffer.cleared", "response_id": self.turns.response.id if self.turns.response else None})
+
+
+def pcm_from_b64(b64: str) -> np.ndarray:
+    """Helper for tests and clients: base64 PCM16 to int16 samples."""
+    return np.frombuffer(base64.b64decode(b64), dtype="<i2")

@@ -1,0 +1,1 @@
+"""Transports carry Realtime events between a client and a session; they hold no conversation logic."""

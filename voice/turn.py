@@ -1,0 +1,360 @@
+"""The turn state machine: who is speaking, when the user's turn ends, when the agent answers or yields.
+
+Audio arrives as 16 kHz frames. The user side is LISTENING or SPEAKING (server VAD) or COLLECTING
+(manual commits); the agent side has at most one live response. Ending a user turn hands the
+recognition stream to a single finaliser task, so transcripts and responses keep their order while
+new audio (and a barge-in) is still heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from adapters.asr.base import RecognitionStream
+from adapters.errors import AdapterError
+from dsp import FRAME_SAMPLES, WebRtcVad
+from router import CallContext, ModelRouter
+from voice.codec import OutputEncoder
+from voice.conversation import Conversation, Item
+from voice.endpointer import FRAME_MS, Endpointer, SpeechStarted, SpeechStopped
+from voice.ids import new_id
+from voice.metrics import TurnMetrics
+from voice.response import ResponseOptions, ResponseRun
+from voice.session_config import SessionConfig
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+MIN_COMMIT_MS = 100
+MAX_METRICS = 200
+
+
+class UserState(StrEnum):
+    LISTENING = "listening"  # server VAD, no speech
+    SPEAKING = "speaking"  # server VAD, inside an utterance
+    COLLECTING = "collecting"  # no turn detection: audio accumulates until the client commits
+
+
+@dataclass
+class _Turn:
+    item: Item
+    stream: RecognitionStream | None
+    asr_model: str | None
+    metrics: TurnMetrics
+    create_response: bool
+    previous_item_id: str | None
+
+
+class TurnController:
+    def __init__(self, *, emit: Emit, router: ModelRouter, ctx: CallContext, conversation: Conversation,
+                 config: Callable[[], SessionConfig], clock: Callable[[], float] = time.monotonic) -> None:
+        self._emit = emit
+        self._router = router
+        self._ctx = ctx
+        self._conversation = conversation
+        self._config = config
+        self._clock = clock
+        self._vad = WebRtcVad()
+        self._endpointer: Endpointer | None = None
+        self._carry = np.zeros(0, dtype=np.int16)
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
+        self._stream: RecognitionStream | None = None
+        self._asr_model: str | None = None
+        self._item_id: str | None = None
+        self._buffer_ms = 0.0
+        self._last_audio_at: float | None = None
+        self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
+        self._finaliser: asyncio.Task | None = None
+        self.response: ResponseRun | None = None
+        self._response_waiters: set[asyncio.Task] = set()
+        self.metrics: deque[TurnMetrics] = deque(maxlen=MAX_METRICS)
+        self.user_turns = 0
+        self.apply_config()
+
+    # -- configuration ------------------------------------------------------------------------
+    def apply_config(self) -> None:
+        cfg = self._config()
+        td = cfg.audio.input.turn_detection
+        if td is None:
+            self._endpointer = None
+            return
+        threshold = getattr(td, "threshold", 0.5)
+        self._vad.set_threshold(threshold)
+        padding = getattr(td, "prefix_padding_ms", 300)
+        silence = cfg.silence_ms() or 300
+        if self._endpointer is None:
+            self._endpointer = Endpointer(prefix_padding_ms=padding, silence_duration_ms=silence)
+        else:
+            self._endpointer.reconfigure(prefix_padding_ms=padding, silence_duration_ms=silence)
+
+    @property
+    def user_state(self) -> UserState:
+        if self._endpointer is None:
+            return UserState.COLLECTING
+        return UserState.SPEAKING if self._endpointer.in_speech else UserState.LISTENING
+
+    def _turn_detection(self) -> Any:
+        return self._config().audio.input.turn_detection
+
+    # -- audio in -----------------------------------------------------------------------------
+    async def feed(self, pcm: np.ndarray, arrived_at: float) -> None:
+        """Process 16 kHz audio: VAD and endpointing per 20 ms frame, recognition while speech lasts."""
+        self._last_audio_at = arrived_at
+        buf = np.concatenate([self._carry, pcm]) if len(self._carry) else pcm
+        n = len(buf) // FRAME_SAMPLES
+        self._carry = buf[n * FRAME_SAMPLES:].copy()
+        for i in range(n):
+            frame = buf[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+            await self._on_frame(frame, arrived_at)
+
+    async def _on_frame(self, frame: np.ndarray, arrived_at: float) -> None:
+        self._buffer_ms += FRAME_MS
+        ep = self._endpointer
+        if ep is None:  # manual turns: everything goes to the recogniser
+            if self._stream is None:
+                self._open_stream()
+            await self._push(frame)
+            return
+        voiced = self._vad.is_speech(frame)
+        was_speaking = ep.in_speech
+        event = ep.push(frame, voiced)
+        self._arrivals.append((ep.now_ms, arrived_at))
+        if isinstance(event, SpeechStarted):
+            await self._speech_started(event)
+        elif isinstance(event, SpeechStopped):
+            await self._speech_stopped(event)
+        elif was_speaking:
+            await self._push(frame)
+
+    def _open_stream(self) -> None:
+        self._item_id = new_id("item")
+        for recognizer in self._router.recognizers(self._ctx):
+            try:
+                self._stream = recognizer.stream()
+                self._asr_model = recognizer.name
+                return
+            except AdapterError as exc:
+                log.warning("recogniser %s unavailable, trying the next: %s", recognizer.name, exc)
+        self._stream, self._asr_model = None, None
+
+    async def _push(self, frame: np.ndarray) -> None:
+        if self._stream is None:
+            return
+        try:
+            partial = await self._stream.push(frame)
+        except AdapterError as exc:
+            log.warning("recognition failed mid-utterance: %s", exc)
+            await self._stream.aclose()
+            self._stream = _FailedStream(str(exc))
+            return
+        if partial is not None and partial.text:
+            self._emit({"type": "somagent.input_audio_transcription.partial", "item_id": self._item_id,
+                        "text": partial.text, "audio_ms": round(partial.audio_s * 1000)})
+
+    async def _speech_started(self, event: SpeechStarted) -> None:
+        self._open_stream()
+        self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": event.audio_start_ms,
+                    "item_id": self._item_id})
+        td = self._turn_detection()
+        if td is not None and td.interrupt_response:
+            await self.interrupt(reason="turn_detected")
+        for frame in event.prefix:
+            await self._push(frame)
+
+    async def _speech_stopped(self, event: SpeechStopped) -> None:
+        self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": event.audio_end_ms,
+                    "item_id": self._item_id})
+        metrics = TurnMetrics(item_id=self._item_id or "", speech_end=self._arrival_of(event.audio_end_ms),
+                              end_of_turn=self._clock())
+        td = self._turn_detection()
+        self._commit(metrics, create_response=bool(td is not None and td.create_response))
+
+    def _arrival_of(self, audio_ms: int) -> float | None:
+        for end_ms, arrived in reversed(self._arrivals):
+            if end_ms <= audio_ms:
+                return arrived
+        return None
+
+    # -- commits ------------------------------------------------------------------------------
+    def commit(self) -> str | None:
+        """A client's `input_audio_buffer.commit`; returns an error message when there is nothing to commit."""
+        if self._stream is None or self._buffer_ms < MIN_COMMIT_MS:
+            return (f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, "
+                    f"but the buffer holds {self._buffer_ms:.0f} ms")
+        metrics = TurnMetrics(item_id=self._item_id or "", speech_end=self._last_audio_at, end_of_turn=self._clock())
+        if self._endpointer is not None:
+            self._endpointer.reset()
+        td = self._turn_detection()
+        self._commit(metrics, create_response=bool(td is not None and td.create_response))
+        return None
+
+    def _commit(self, metrics: TurnMetrics, *, create_response: bool) -> None:
+        item = Item(id=self._item_id or new_id("item"), role="user", kind="input_audio", text=None)
+        metrics.item_id = item.id
+        prev = self._conversation.add(item)
+        self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item.id})
+        self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": item.wire()})
+        self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev))
+        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self.user_turns += 1
+        if self._finaliser is None or self._finaliser.done():
+            self._finaliser = asyncio.create_task(self._finalise_turns(), name="turn-finaliser")
+
+    async def clear(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._carry = np.zeros(0, dtype=np.int16)
+        if self._endpointer is not None:
+            self._endpointer.reset()
+
+    async def _finalise_turns(self) -> None:
+        while not self._turns.empty():
+            turn = self._turns.get_nowait()
+            await self._finalise(turn)
+
+    async def _finalise(self, turn: _Turn) -> None:
+        item, metrics = turn.item, turn.metrics
+        metrics.asr_model = turn.asr_model
+        transcript, failure, audio_s = "", None, 0.0
+        if turn.stream is None:
+            failure = "no speech recogniser is available"
+        else:
+            try:
+                final = await turn.stream.finish()
+                transcript, audio_s = final.text, final.audio_s
+            except AdapterError as exc:
+                failure = str(exc)
+        metrics.asr_final = self._clock()
+        if failure is not None:
+            item.text = ""
+            self._emit({"type": "conversation.item.input_audio_transcription.failed", "item_id": item.id,
+                        "content_index": 0, "error": {"type": "transcription_error", "code": "asr_failed",
+                                                      "message": failure, "param": None}})
+        else:
+            item.text = transcript
+            if self._config().audio.input.transcription is not None:
+                if transcript:
+                    self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": item.id,
+                                "content_index": 0, "delta": transcript})
+                self._emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
+                            "content_index": 0, "transcript": transcript,
+                            "usage": {"type": "duration", "seconds": round(audio_s, 3)}})
+        self._emit({"type": "conversation.item.done", "previous_item_id": turn.previous_item_id, "item": item.wire()})
+        if turn.create_response and (transcript or failure):
+            await self._wait_idle_response()
+            self.start_response(self.default_options(), metrics=metrics)
+        self.metrics.append(metrics)
+        if not turn.create_response:
+            self._emit(metrics.event())
+
+    # -- responses ----------------------------------------------------------------------------
+    def default_options(self, overrides: dict[str, Any] | None = None) -> ResponseOptions:
+        cfg = self._config()
+        o = overrides or {}
+        modalities = o.get("output_modalities") or cfg.output_modalities
+        max_tokens = o.get("max_output_tokens", cfg.max_output_tokens)
+        audio = o.get("audio") or {}
+        voice = (audio.get("output") or {}).get("voice") or cfg.audio.output.voice
+        return ResponseOptions(
+            modality=modalities[0], voice=voice, instructions=o.get("instructions") or cfg.instructions,
+            max_output_tokens=None if max_tokens in (None, "inf") else int(max_tokens),
+            metadata=o.get("metadata"), conversation=o.get("conversation") or "auto",
+        )
+
+    def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:
+        run = ResponseRun(emit=self._emit, router=self._router, ctx=self._ctx, conversation=self._conversation,
+                          options=options, encoder=OutputEncoder(self._config().audio.output.format),
+                          metrics=metrics, clock=self._clock)
+        if options.conversation == "auto":
+            self.response = run
+        task = run.start()
+        if metrics is not None:
+            metrics.response_id = run.id
+            waiter = asyncio.create_task(self._report(task, metrics))
+            self._response_waiters.add(waiter)
+            waiter.add_done_callback(self._response_waiters.discard)
+        return run
+
+    async def _report(self, task: asyncio.Task, metrics: TurnMetrics) -> None:
+        try:
+            await asyncio.shield(task)
+        except BaseException:
+            pass
+        self._emit(metrics.event())
+
+    async def _wait_idle_response(self) -> None:
+        run = self.response
+        if run is not None and not run.done:
+            await run.wait()
+
+    @property
+    def responding(self) -> bool:
+        return self.response is not None and not self.response.done
+
+    async def cancel_response(self, reason: str = "client_cancelled") -> bool:
+        run = self.response
+        if run is None or run.done:
+            return False
+        await run.cancel(reason)
+        return True
+
+    async def interrupt(self, reason: str) -> None:
+        """Barge-in: stop the agent at once and cut its item to the audio the user actually heard."""
+        run = self.response
+        if run is None or not run.is_audible():
+            return
+        played = run.played_ms()
+        await run.cancel(reason)
+        if run.item.kind == "output_audio" and run.audio_ms_sent > played:
+            self.truncate(run.item, played)
+
+    def truncate(self, item: Item, audio_end_ms: float) -> None:
+        """Drop the text the user did not hear: keep the share of words matching the share of audio played."""
+        total = max(item.audio_ms, 1.0)
+        if item.text:
+            words = item.text.split()
+            keep = int(len(words) * min(1.0, audio_end_ms / total))
+            item.text = " ".join(words[:keep])
+        item.audio_ms = min(item.audio_ms, audio_end_ms)
+        self._emit({"type": "conversation.item.truncated", "item_id": item.id, "content_index": 0,
+                    "audio_end_ms": int(audio_end_ms)})
+
+    # -- shutdown -----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.cancel("client_cancelled")
+        tasks = [t for t in (self._finaliser, *self._response_waiters) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._stream is not None:
+            await self._stream.aclose()
+            self._stream = None
+        while not self._turns.empty():
+            turn = self._turns.get_nowait()
+            if turn.stream is not None:
+                await turn.stream.aclose()
+
+
+class _FailedStream(RecognitionStream):
+    """Stands in for a recogniser that broke mid-utterance, so the turn reports the failure."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    async def push(self, pcm: np.ndarray) -> None:
+        return None
+
+    async def finish(self):  # type: ignore[override]
+        raise AdapterError(self._message)
+
