@@ -66,6 +66,7 @@ class ResponseRun:
         self.finished_at: float | None = None
         self._task: asyncio.Task | None = None
         self._previous_item_id: str | None = None
+        self._cancelling = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -80,6 +81,7 @@ class ResponseRun:
         if self._task is None or self._task.done():
             return
         self.status_reason = reason
+        self._cancelling = True
         self._task.cancel()
         try:
             await self._task
@@ -145,6 +147,8 @@ class ResponseRun:
             await self._generate(sentences)
             if speaker is not None:
                 await speaker
+            if self._cancelling:  # a provider may swallow the cancellation; the request still stands
+                raise asyncio.CancelledError
             self.status = "completed"
         except asyncio.CancelledError:
             self.status = "cancelled"
@@ -215,6 +219,8 @@ class ResponseRun:
         self._send_audio(self._encoder.flush())
 
     def _send_audio(self, payloads: list[bytes]) -> None:
+        if self._cancelling:
+            return
         for payload in payloads:
             if not payload:
                 continue

@@ -73,12 +73,15 @@ class EspeakSynthesizer(SpeechSynthesizer):
             proc.stdin.write(text.encode("utf-8") + b"\n")
             await proc.stdin.drain()
             proc.stdin.close()
-            header = await asyncio.wait_for(proc.stdout.readexactly(WAV_HEADER_BYTES), self.config.timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (barge-in).
+            async with asyncio.timeout(self.config.timeout_s):
+                header = await proc.stdout.readexactly(WAV_HEADER_BYTES)
             if header[:4] != b"RIFF":
                 raise AdapterError("espeak-ng did not produce WAV output")
             carry = b""
             while True:
-                block = await asyncio.wait_for(proc.stdout.read(READ_BYTES), self.config.timeout_s)
+                async with asyncio.timeout(self.config.timeout_s):
+                    block = await proc.stdout.read(READ_BYTES)
                 if not block:
                     break
                 block = carry + block
@@ -86,7 +89,8 @@ class EspeakSynthesizer(SpeechSynthesizer):
                 carry = block[cut:]
                 if cut:
                     yield np.frombuffer(block[:cut], dtype=np.int16).copy()
-            code = await asyncio.wait_for(proc.wait(), self.config.timeout_s)
+            async with asyncio.timeout(self.config.timeout_s):
+                code = await proc.wait()
             if code != 0:
                 err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
                 raise AdapterError(f"espeak-ng exited with {code}: {err}")

@@ -1,0 +1,10 @@
+import pytest
+
+from tests.helpers import server_thread
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """One developer-light server (embedded parts) shared by the tests that need no special settings."""
+    with server_thread() as url:
+        yield url
