@@ -149,7 +149,7 @@ class ResponseRun:
                 await speaker
             if self._cancelling:  # a provider may swallow the cancellation; the request still stands
                 raise asyncio.CancelledError
-            self.status = "completed"
+            self.status = "failed" if self.error else "completed"
         except asyncio.CancelledError:
             self.status = "cancelled"
             self.status_reason = self.status_reason or "client_cancelled"
@@ -199,8 +199,6 @@ class ResponseRun:
         for sentence in splitter.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
-        if self.error is not None:
-            self.status = "failed"
 
     async def _speak(self, sentences: asyncio.Queue[str | None]) -> None:
         tts_failed = False
