@@ -101,6 +101,10 @@ class RealtimeClient:
             if on_chunk is not None:
                 on_chunk((offset + len(chunk)) * 1000.0 / self.rate)
 
+    async def stream_file(self, path: str | Path, *, speed: float = 1.0) -> None:
+        pcm, rate = load_audio(path)
+        await self.stream_audio(pcm, rate, speed=speed)
+
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
         return json.loads(await asyncio.wait_for(self._ws.recv(), timeout))
 

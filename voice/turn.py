@@ -162,6 +162,7 @@ class TurnController:
 
     async def _speech_started(self, event: SpeechStarted) -> None:
         self._open_stream()
+        self._buffer_ms = len(event.prefix) * FRAME_MS  # the utterance's audio, padding included
         self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": event.audio_start_ms,
                     "item_id": self._item_id})
         td = self._turn_detection()
