@@ -77,8 +77,8 @@ def test_trims_at_the_last_confirmed_segment_end_once_the_buffer_is_long():
     ends = (2.5, 6.0, 9.5, 11.0)
     la.insert(hyp(*words, ends=ends), 11.2)
     la.insert(hyp(*words[:3], ("for", 10.0, 11.0), ends=ends), 11.7)
-    # confirmed up to "three" (9.0): the last segment end not after it is 6.0, not 9.5 (unconfirmed "three"? no:
-    # 9.5 > 9.0, so the segment holding "three" may still grow) and not 11.0
+    # confirmed up to "three" (ends 9.0): the last segment end not after it is 6.0; the segment holding "three"
+    # ends at 9.5, after the confirmed words, so it may still grow
     assert texts(la.confirmed) == ["one", "two", "three"]
     assert la.buffer_start_s == 6.0
     assert la.prompt() == "one two"
