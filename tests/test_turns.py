@@ -5,7 +5,7 @@ import asyncio
 import numpy as np
 import soundfile as sf
 
-from tests.helpers import collect_until, speech, types
+from tests.helpers import SPEECH, collect_until, speech, types
 from voice.client import RealtimeClient
 from voice.replay import replay_file
 
@@ -99,3 +99,10 @@ async def test_response_cancel_by_client(server_url):
         assert errors and errors[0]["error"]["code"] == "conversation_already_has_active_response"
         assert events[-1]["response"]["status"] == "cancelled"
         assert events[-1]["response"]["status_details"]["reason"] == "client_cancelled"
+
+
+async def test_silero_vad_chosen_per_session(server_url):
+    result = await replay_file(server_url, SPEECH / "goforward.wav", speed=0,
+                               session={"audio": {"input": {"turn_detection": {"type": "server_vad", "vad": "silero"}}}})
+    assert result.error is None and not result.session_errors
+    assert len(result.turns) == 1 and "forward" in result.turns[0].user_transcript

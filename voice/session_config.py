@@ -44,6 +44,7 @@ class ServerVad(_Model):
     create_response: bool = True
     interrupt_response: bool = True
     idle_timeout_ms: int | None = Field(None, ge=5000, le=30000)
+    vad: Literal["webrtc", "silero"] = "webrtc"  # our addition: the frame classifier behind server VAD
 
 
 class SemanticVad(_Model):

@@ -21,7 +21,8 @@ import numpy as np
 
 from adapters.asr.base import RecognitionStream
 from adapters.errors import AdapterError
-from dsp import FRAME_SAMPLES, WebRtcVad
+from dsp import FRAME_SAMPLES
+from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
@@ -63,7 +64,7 @@ class TurnController:
         self._conversation = conversation
         self._config = config
         self._clock = clock
-        self._vad = WebRtcVad()
+        self._vad: FrameVad = make_frame_vad("webrtc")
         self._endpointer: Endpointer | None = None
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
@@ -88,6 +89,9 @@ class TurnController:
             self._endpointer = None
             return
         threshold = getattr(td, "threshold", 0.5)
+        kind = getattr(td, "vad", "webrtc")
+        if self._vad.name != kind:
+            self._vad = make_frame_vad(kind, threshold)
         self._vad.set_threshold(threshold)
         padding = getattr(td, "prefix_padding_ms", 300)
         silence = cfg.silence_ms() or 300
