@@ -1,42 +1,150 @@
-"""The embedded defaults: what `developer-light` runs with no configuration at all."""
+"""The defaults: what each deployment mode runs with no configuration at all, and the router constructor.
+
+developer-light and test: the configured LLM (SOMAGENT_LLM_*) if any, with the embedded responder as
+the last resort; production: the configured LLM only (a failed turn gets the caller's apology rather
+than an echo). Speech: pocketsphinx and espeak-ng everywhere. A catalogue file adds models/profiles.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
 from adapters.tts.espeak import EspeakSynthesizer
-from router.catalog import Catalog, ModelEntry
+from router.catalog import LLM_ROLES, Catalog, ModelEntry, Price, Unit
+from router.catalog_file import load_catalog_file
+from router.clock import Clock
 from router.events import EventBus
+from router.modes import DeploymentMode, ModePolicy, make_policies
+from router.prices import known_price
 from router.profiles import ModelProfile, ProfileSet
 from router.roles import Role
 from router.router import ModelRouter
+from router.settings import RouterSettings
+
+EMBEDDED = "embedded-responder"
+_FROM_ENV: Any = object()
 
 
 def default_catalog(llm: OpenAICompatConfig | None = None) -> Catalog:
-    catalog = Catalog([
-        ModelEntry("embedded-responder", Role.DIALOGUE, "embedded", EmbeddedResponder),
-        ModelEntry("pocketsphinx-en-us", Role.SPEECH_RECOGNITION, "embedded", PocketsphinxRecognizer),
-        ModelEntry("espeak-ng", Role.SPEECH_SYNTHESIS, "embedded", EspeakSynthesizer),
-    ])
+    llm_roles = frozenset(LLM_ROLES - {Role.DIALOGUE})
+    catalog = Catalog(
+        [
+            ModelEntry(
+                EMBEDDED,
+                Role.DIALOGUE,
+                "embedded",
+                EmbeddedResponder,
+                price=Price(Unit.TOKENS_1K, 0.0, 0.0, "local"),
+                adapter="embedded",
+                roles=llm_roles,
+                quality=0.05,
+                last_resort=True,
+                expected_first_output_ms=5.0,
+            ),
+            ModelEntry(
+                "pocketsphinx-en-us",
+                Role.SPEECH_RECOGNITION,
+                "embedded",
+                PocketsphinxRecognizer,
+                price=Price(Unit.AUDIO_SECOND, 0.0, 0.0, "local"),
+                adapter="pocketsphinx",
+                quality=0.5,
+            ),
+            ModelEntry(
+                "espeak-ng",
+                Role.SPEECH_SYNTHESIS,
+                "embedded",
+                EspeakSynthesizer,
+                price=Price(Unit.CHARACTER, 0.0, 0.0, "local"),
+                adapter="espeak-ng",
+                quality=0.4,
+            ),
+        ]
+    )
     if llm is not None:
-        catalog.add(ModelEntry(llm.model, Role.DIALOGUE, "openai-compatible", lambda: OpenAICompatChat(llm)))
+        catalog.add(
+            ModelEntry(
+                llm.model,
+                Role.DIALOGUE,
+                "openai-compatible",
+                lambda: OpenAICompatChat(llm),
+                price=known_price(llm.model),
+                adapter="openai-compatible",
+                roles=llm_roles,
+                credentials_ref="SOMAGENT_LLM_API_KEY",
+            )
+        )
     return catalog
 
 
-def default_profiles(llm: OpenAICompatConfig | None = None) -> ProfileSet:
-    dialogue = (
-        ModelProfile(Role.DIALOGUE, llm.model, ("embedded-responder",), temperature=0.7, max_tokens=300,
-                     credentials_ref="SOMAGENT_LLM_API_KEY")
-        if llm is not None
-        else ModelProfile(Role.DIALOGUE, "embedded-responder")
-    )
-    return ProfileSet({
-        Role.DIALOGUE: dialogue,
-        Role.SPEECH_RECOGNITION: ModelProfile(Role.SPEECH_RECOGNITION, "pocketsphinx-en-us"),
-        Role.SPEECH_SYNTHESIS: ModelProfile(Role.SPEECH_SYNTHESIS, "espeak-ng"),
-    })
+def default_profiles(
+    llm: OpenAICompatConfig | None = None, mode: DeploymentMode = DeploymentMode.DEVELOPER_LIGHT
+) -> ProfileSet:
+    profiles: dict[Role, ModelProfile] = {}
+    for role in sorted(LLM_ROLES):
+        if llm is None:
+            profiles[role] = ModelProfile(role, EMBEDDED)
+        else:
+            fallbacks = () if mode is DeploymentMode.PRODUCTION else (EMBEDDED,)
+            temperature = 0.7 if role in (Role.DIALOGUE, Role.KNOWLEDGE) else 0.2
+            max_tokens = {Role.DIALOGUE: 300, Role.SUMMARY: 500}.get(role, 1000)
+            profiles[role] = ModelProfile(
+                role,
+                llm.model,
+                fallbacks,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                credentials_ref="SOMAGENT_LLM_API_KEY",
+            )
+    profiles[Role.SPEECH_RECOGNITION] = ModelProfile(Role.SPEECH_RECOGNITION, "pocketsphinx-en-us")
+    profiles[Role.SPEECH_SYNTHESIS] = ModelProfile(Role.SPEECH_SYNTHESIS, "espeak-ng")
+    return ProfileSet(profiles)
 
 
-def build_default_router(llm: OpenAICompatConfig | None = None, bus: EventBus | None = None) -> ModelRouter:
-    return ModelRouter(default_catalog(llm), default_profiles(llm), bus)
+def default_policies(
+    catalog: Catalog,
+    llm: OpenAICompatConfig | None,
+    settings: RouterSettings,
+    extra_profiles: dict[DeploymentMode, dict[Role, ModelProfile]] | None = None,
+) -> dict[DeploymentMode, ModePolicy]:
+    per_mode = {}
+    for mode in DeploymentMode:
+        base = default_profiles(llm, mode)
+        base.profiles.update((extra_profiles or {}).get(mode, {}))
+        per_mode[mode] = base
+    return make_policies(per_mode, selection_weights=settings.selection_weights, stale_after_s=settings.stale_after_s)
+
+
+def build_default_router(
+    llm: OpenAICompatConfig | None = None,
+    bus: EventBus | None = None,
+    *,
+    settings: RouterSettings | None = None,
+    database_url: str | None = _FROM_ENV,
+    mode: str | DeploymentMode | None = None,
+    auto_selection: bool | None = None,
+    admin_key: str | None = None,
+    clock: Clock | None = None,
+) -> ModelRouter:
+    """The router the voice app runs. With no arguments everything comes from the environment:
+    SOMAGENT_LLM_BASE_URL/_API_KEY/_MODEL, SOMAGENT_DEPLOYMENT_MODE, SOMAGENT_DATABASE_URL (default
+    sqlite:///./data/somagent.db), AUTO_MODEL_SELECTION_ENABLED, SOMAGENT_ADMIN_KEY, SOMAGENT_ROUTER_*.
+    `database_url=None` runs without persistence (tests of other components)."""
+    settings = settings or RouterSettings.from_env()
+    if database_url is not _FROM_ENV:
+        settings = replace(settings, database_url=database_url)
+    if mode is not None:
+        settings = replace(settings, mode=DeploymentMode(mode))
+    if auto_selection is not None:
+        settings = replace(settings, auto_selection=auto_selection)
+    if admin_key is not None:
+        settings = replace(settings, admin_key=admin_key)
+    llm = llm if llm is not None else OpenAICompatConfig.from_env()
+    catalog = default_catalog(llm)
+    extra = load_catalog_file(settings.catalog_path, catalog) if settings.catalog_path else None
+    policies = default_policies(catalog, llm, settings, extra)
+    return ModelRouter(catalog, bus=bus, policies=policies, settings=settings, clock=clock)

@@ -1,25 +1,78 @@
-"""In-process event bus shared by the router and the service.
+"""The event bus shared by the router and the service.
 
 Subscribers get their own bounded queue; a slow subscriber loses its oldest events (and is told how
-many) rather than stalling publishers on the audio path.
+many) rather than stalling publishers on the audio path. Once attached to a store, the bus persists
+every event (written behind); on PostgreSQL it also relays events between worker processes with
+LISTEN/NOTIFY, delivering other processes' events to local subscribers with `origin` set to theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.notify import PgEventListener
+    from router.store import RouterStore
+    from router.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+class Topic:
+    SLM_METRICS = "slm.metrics"
+    SELECTION = "router.selection"
+    FALLBACK_USED = "model.fallback.used"
+    PROFILE_UPDATED = "model.profile.updated"
+    PROFILE_SCORED = "model.profile.scored"
+    MODE_CHANGED = "mode.changed"
+    CONVERSATION = "conversation.events"
+    FLAGS_CHANGED = "router.flags.changed"
+    HEALTH_CHANGED = "model.health.changed"
+
+
+class LazyPayload(Mapping[str, Any]):
+    """A payload built on first read (by a subscriber, or the event writer's thread), so that publishing
+    a rich event (a selection with every candidate's breakdown) costs the hot path almost nothing."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build: Callable[[], dict[str, Any]] | None = build
+        self._data: dict[str, Any] | None = None
+
+    def _resolve(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._build is not None
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resolve()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolve())
+
+    def __len__(self) -> int:
+        return len(self._resolve())
+
+    def __repr__(self) -> str:
+        return repr(self._resolve())
 
 
 @dataclass(frozen=True)
 class Event:
     topic: str
-    payload: dict[str, Any]
+    payload: Mapping[str, Any]  # a dict, or a LazyPayload
     id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex[:16]}")
     ts: float = field(default_factory=time.time)
+    origin: str = ""  # the publishing bus's instance id
 
 
 class Subscription:
@@ -49,14 +102,31 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] | None = None, instance_id: str | None = None) -> None:
         self._subs: list[Subscription] = []
+        self._clock = clock or time.time
+        self.instance_id = instance_id or f"bus_{uuid.uuid4().hex[:12]}"
+        # Event ids: a random per-bus prefix and a counter, unique across processes and cheaper than uuid4.
+        self._id_prefix = f"evt_{uuid.uuid4().hex[:10]}_"
+        self._ids = itertools.count(1)
+        self._writer: BatchWriter[Event] | None = None
+        self._listener: PgEventListener | None = None
+        self._store: RouterStore | None = None
 
-    def publish(self, topic: str, payload: dict[str, Any]) -> Event:
-        event = Event(topic, payload)
+    def publish(self, topic: str, payload: Mapping[str, Any]) -> Event:
+        event = Event(topic, payload, f"{self._id_prefix}{next(self._ids):x}", self._clock(), self.instance_id)
         for sub in list(self._subs):
             sub.offer(event)
+        if self._writer is not None:
+            self._writer.put(event)
         return event
+
+    def deliver(self, event: Event) -> None:
+        """Hand another process's event to local subscribers (not persisted again, not re-broadcast)."""
+        if event.origin == self.instance_id:
+            return
+        for sub in list(self._subs):
+            sub.offer(event)
 
     def subscribe(self, topics: set[str] | None = None, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, frozenset(topics) if topics else None, maxsize)
@@ -66,3 +136,45 @@ class EventBus:
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+
+    @property
+    def attached(self) -> bool:
+        return self._writer is not None
+
+    async def attach(self, store: RouterStore, *, listen: bool = True, flush_interval_s: float = 0.2) -> None:
+        """Persist events to `store` from now on; on PostgreSQL relay them between processes.
+
+        The bus owns the writer and listener tasks it starts here; aclose() stops them.
+        """
+        from router.notify import PgEventListener
+        from router.store import NOTIFY_CHANNEL
+        from router.writer import BatchWriter
+
+        if self._writer is not None:
+            raise RuntimeError("the event bus is already attached to a store")
+        self._store = store
+        notify = store.is_postgres
+        self._writer = BatchWriter(
+            lambda batch, _final: store.write_events(batch, notify),
+            name="events",
+            interval_s=flush_interval_s,
+            max_batch=1000,
+        )
+        self._writer.start()
+        if store.is_postgres and listen:
+            self._listener = PgEventListener(
+                store.libpq_conninfo(), NOTIFY_CHANNEL, self.instance_id, on_event=self.deliver, fetch=store.get_event
+            )
+            await self._listener.start()
+
+    async def flush(self) -> None:
+        if self._writer is not None:
+            await self._writer.flush()
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            await self._listener.aclose()
+            self._listener = None
+        if self._writer is not None:
+            await self._writer.aclose()
+            self._writer = None

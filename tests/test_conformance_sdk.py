@@ -4,7 +4,6 @@ import asyncio
 import base64
 
 import numpy as np
-import pytest
 from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter

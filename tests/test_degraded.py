@@ -1,7 +1,5 @@
 """When a part fails the conversation goes on: text without speech, or a spoken apology."""
 
-import numpy as np
-import pytest
 
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder

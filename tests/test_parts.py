@@ -3,7 +3,6 @@
 from datetime import datetime, timezone
 
 import numpy as np
-import pytest
 
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.base import ChatMessage, ChatRequest

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import jiwer
-import pytest
 
 from tests.helpers import MALFORMED, ROOT, SPEECH, transcripts
 from voice.replay import replay_file

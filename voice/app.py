@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from adapters.llm.openai_compat import OpenAICompatConfig
@@ -18,6 +19,7 @@ from router.defaults import build_default_router
 from voice.auth import AuthError, bearer
 from voice.config import Settings
 from voice.server import VoiceServer
+from voice.transports.webrtc import close_calls, webrtc_routes
 from voice.transports.websocket import realtime_websocket
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         try:
             yield
         finally:
+            await close_calls(app)  # WebRTC: end the calls, close their peer connections
             await server.aclose()
             if router is None:
                 await model_router.aclose()
@@ -85,12 +88,17 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     async def realtime(ws: WebSocket) -> None:
         await realtime_websocket(ws, ws.app.state.server)
 
+    app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc.py)
+
     @app.get("/", include_in_schema=False)
     async def index():
         page = WEB_CLIENT / "index.html"
         if page.exists():
             return FileResponse(page)
         return JSONResponse({"service": "somagent-voice", "realtime": "/v1/realtime", "docs": "/docs"})
+
+    if WEB_CLIENT.is_dir():  # the page's scripts and styles
+        app.mount("/static", StaticFiles(directory=WEB_CLIENT), name="static")
 
     return app
 

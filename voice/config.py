@@ -19,6 +19,8 @@ class Settings:
     client_secret_ttl_s: int = 600
     default_silence_ms: int = 300
     warmup: bool = True
+    max_calls_per_key: int = 4  # concurrent WebRTC calls per API key or client secret
+    ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,6 +36,8 @@ class Settings:
             max_sessions=int(env.get("SOMAGENT_MAX_SESSIONS", cls.max_sessions)),
             default_silence_ms=int(env.get("SOMAGENT_SILENCE_MS", cls.default_silence_ms)),
             warmup=env.get("SOMAGENT_WARMUP", "1") != "0",
+            max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
+            ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
         )
 
     @property

@@ -20,7 +20,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from router import CallContext, ModelRouter
-from voice.codec import AudioFormatError, InputDecoder
+from dsp import StreamResampler
+from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
 from voice.conversation import Conversation, Item
 from voice.ids import new_id
 from voice.session_config import SessionConfig, merge
@@ -54,6 +55,7 @@ class RealtimeSession:
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
         self._input_task: asyncio.Task | None = None
+        self._pcm_resampler: StreamResampler | None = None  # push_pcm (media transports)
         self.closed = False
         self.errors_sent = 0
 
@@ -185,6 +187,22 @@ class RealtimeSession:
             raise ClientError("input_overflow", "input is arriving faster than it can be processed; audio dropped",
                               type_="server_error") from None
 
+    async def push_pcm(self, pcm: np.ndarray, rate: int) -> bool:
+        """Audio from a media transport (a WebRTC track): mono int16 at `rate`, resampled to the pipeline
+        rate and queued exactly like `input_audio_buffer.append`. False when the input queue is full (dropped)."""
+        if self.closed:
+            return False
+        if self._pcm_resampler is None or self._pcm_resampler.in_rate != rate:
+            self._pcm_resampler = StreamResampler(rate, PIPELINE_RATE)
+        out = self._pcm_resampler.process(pcm)
+        if len(out) == 0:
+            return True
+        try:
+            self._enqueue("audio", out, self._clock())
+        except ClientError:
+            return False
+        return True
+
     async def _commit(self, event: dict[str, Any]) -> None:
         self._enqueue("commit", event.get("event_id"))
 
@@ -309,7 +327,3 @@ class RealtimeSession:
         await self.turns.interrupt(reason="client_cancelled")
         self.emit({"type": "output_audio_buffer.cleared", "response_id": self.turns.response.id if self.turns.response else None})
 
-
-def pcm_from_b64(b64: str) -> np.ndarray:
-    """Helper for tests and clients: base64 PCM16 to int16 samples."""
-    return np.frombuffer(base64.b64decode(b64), dtype="<i2")

@@ -26,6 +26,7 @@ from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
+from voice.echo import EchoGate
 from voice.endpointer import FRAME_MS, Endpointer, SpeechStarted, SpeechStopped
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
@@ -79,6 +80,10 @@ class TurnController:
         self._response_waiters: set[asyncio.Task] = set()
         self.metrics: deque[TurnMetrics] = deque(maxlen=MAX_METRICS)
         self.user_turns = 0
+        # echo gate (issue 5): an onset during agent playback interrupts only when clearly louder than the echo
+        self.echo = EchoGate()
+        self.barge_ins = 0  # onsets during playback that interrupted the agent
+        self.false_barge_ins = 0  # onsets during playback the echo gate refused (taken for the agent's echo)
         self.apply_config()
 
     # -- configuration ------------------------------------------------------------------------
@@ -130,6 +135,8 @@ class TurnController:
             return
         voiced = self._vad.is_speech(frame)
         was_speaking = ep.in_speech
+        if not was_speaking and self.response is not None and self.response.is_audible():
+            self.echo.observe(frame)  # echo gate (issue 5): agent audible, user silent: this is echo level
         event = ep.push(frame, voiced)
         self._arrivals.append((ep.now_ms, arrived_at))
         if isinstance(event, SpeechStarted):
@@ -138,6 +145,12 @@ class TurnController:
             await self._speech_stopped(event)
         elif was_speaking:
             await self._push(frame)
+            # echo gate (issue 5): a held onset whose speech proves clearly louder than the echo is a barge-in after all
+            if self.echo.pending and self.echo.confirm(frame) and self.response is not None \
+                    and self.response.is_audible():
+                self.false_barge_ins -= 1
+                self.barge_ins += 1
+                await self.interrupt(reason="turn_detected")
 
     def _open_stream(self) -> None:
         self._item_id = new_id("item")
@@ -171,7 +184,14 @@ class TurnController:
                     "item_id": self._item_id})
         td = self._turn_detection()
         if td is not None and td.interrupt_response:
-            await self.interrupt(reason="turn_detected")
+            # echo gate (issue 5): during playback, an onset no louder than the echo is not a barge-in
+            audible = self.response is not None and self.response.is_audible()
+            if audible and not self.echo.allow_barge_in(event.prefix[-self._endpointer.start_frames:]):
+                self.false_barge_ins += 1  # held: _on_frame lets it through if the speech grows clearly louder
+            else:
+                self.echo.pending = False
+                self.barge_ins += int(audible)
+                await self.interrupt(reason="turn_detected")
         for frame in event.prefix:
             await self._push(frame)
 

@@ -50,6 +50,7 @@ class OpenAICompatChat(ChatModel):
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
+        stream = None
         try:
             stream = await self._client.chat.completions.create(**kwargs)
             async for event in stream:
@@ -63,6 +64,8 @@ class OpenAICompatChat(ChatModel):
                     finish = choice.finish_reason
                     if finish == "content_filter":
                         raise AdapterError("the provider filtered the reply", outcome="policy_violation")
+                    if choice.delta is not None and getattr(choice.delta, "refusal", None):
+                        raise AdapterError(f"{self.name}: the model refused: {choice.delta.refusal}", outcome="refusal")
                 if text or usage or finish:
                     yield ChatChunk(text=text, usage=usage, finish_reason=finish)
         except AdapterError:
@@ -73,6 +76,11 @@ class OpenAICompatChat(ChatModel):
             raise AdapterError(f"{self.name}: HTTP {exc.status_code}: {exc.message}") from exc
         except openai.APIError as exc:
             raise AdapterError(f"{self.name}: {exc}") from exc
+        except Exception as exc:  # a transport error mid-stream (connection reset, truncated body)
+            raise AdapterError(f"{self.name}: stream broke: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if stream is not None:  # release the connection even when the caller abandons the stream
+                await stream.close()
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,0 +1,509 @@
+"""Router benchmark: a simulated 10k-turn trace replayed through the router in simulated time, static
+default profile vs auto-selection; selection time; roll-up query time over 1 M telemetry rows in SQLite.
+
+Run: .venv/bin/python -m benchmarks router
+
+The trace: 5 personas with SLAs, 6 hosted models with their published per-token prices
+(router/prices.py: OpenAI and Anthropic pricing pages, Oct/Nov 2024; Mistral Sept 2024; Groq Oct 2024),
+log-normal time-to-first-token and failure rates per model, and an OpenAI outage in the middle (requests
+hang past the deadline or fail with 503). Both policies run the router's real selection, breakers,
+stickiness, scoring and telemetry; only the provider I/O is simulated (attempts follow the failover
+order the router returns, with its deadline and breaker rules). Auto-selection's costs include its
+synthetic probe calls and the hour of telemetry history both runs start with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from router.catalog import Catalog, ModelEntry, Unit
+from router.clock import ManualClock
+from router.context import CallContext
+from router.modes import DeploymentMode, make_policies
+from router.prices import KNOWN_PRICES
+from router.prober import due_probes
+from router.profiles import ModelProfile, ProfileSet
+from router.roles import Role
+from router.router import ModelRouter
+from router.settings import RouterSettings
+from router.sticky import StickyChoice
+from router.store import RouterStore
+from router.telemetry import CallRecord, Outcome, RollupBuckets
+
+SEED = 20250101
+TURNS = 10_000
+TRACE_HOURS = 6.0
+OUTAGE = (0.40, 0.55)  # share of the trace during which the OpenAI models are down
+PROBE_INTERVAL_S = 120.0
+RESCORE_EVERY_S = 10.0
+ROLLUP_ROWS = 1_000_000
+GOALS = {"cost_reduction": 0.30, "selection_p99_us": 100.0, "rollup_ms": 50.0}
+
+
+@dataclass(frozen=True)
+class SimModel:
+    name: str
+    provider: str
+    quality: float  # prior on a 0..1 scale (rough public leaderboard ordering)
+    safety: frozenset[str]
+    ttft_median_ms: float
+    ttft_sigma: float  # log-normal shape: p95 = median * exp(1.645 sigma)
+    tokens_per_s: float
+    p_error: float
+
+
+MODELS = [
+    SimModel("gpt-4o", "openai", 0.90, frozenset({"content_filter"}), 450, 0.35, 80, 0.004),
+    SimModel("gpt-4o-mini", "openai", 0.78, frozenset({"content_filter"}), 350, 0.35, 110, 0.004),
+    SimModel("claude-3-5-sonnet", "anthropic", 0.92, frozenset({"content_filter"}), 650, 0.30, 70, 0.006),
+    SimModel("claude-3-5-haiku", "anthropic", 0.80, frozenset({"content_filter"}), 480, 0.30, 90, 0.006),
+    SimModel("mistral-small", "mistral", 0.72, frozenset(), 300, 0.40, 100, 0.008),
+    SimModel("llama-3.1-8b-instant", "groq", 0.60, frozenset(), 180, 0.50, 500, 0.010),
+]
+STATIC_ORDER = (
+    "gpt-4o",
+    "claude-3-5-sonnet",
+    "gpt-4o-mini",
+    "claude-3-5-haiku",
+    "mistral-small",
+    "llama-3.1-8b-instant",
+)
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    share: float
+    sla: dict
+    tokens: tuple[int, int]  # typical (input, output) per turn
+
+
+PERSONAS = [
+    Persona("concierge", 0.20, {"latency_p95_ms": 1300, "min_success_rate": 0.97, "min_quality": 0.85}, (1500, 150)),
+    Persona("support", 0.25, {"latency_p95_ms": 1100, "min_success_rate": 0.97, "min_quality": 0.75}, (1200, 120)),
+    Persona("sales", 0.20, {"latency_p95_ms": 750, "min_success_rate": 0.97, "min_quality": 0.70}, (1000, 100)),
+    Persona(
+        "kids-tutor",
+        0.15,
+        {"latency_p95_ms": 1100, "min_success_rate": 0.97, "min_quality": 0.75, "safety": ["content_filter"]},
+        (800, 80),
+    ),
+    Persona("ops-bot", 0.20, {"latency_p95_ms": 1500, "min_success_rate": 0.95}, (1500, 200)),
+]
+
+
+@dataclass(frozen=True)
+class Turn:
+    ts: float
+    conversation: str
+    persona: Persona
+    tenant: str
+    units_in: int
+    units_out: int
+
+
+def make_trace(start: float, rng: random.Random) -> list[Turn]:
+    """Conversations arrive as a Poisson process; each has a persona and ~8 turns 10-40 s apart."""
+    span = TRACE_HOURS * 3600
+    turns: list[Turn] = []
+    t, n = start, 0
+    weights = [p.share for p in PERSONAS]
+    while len(turns) < TURNS * 1.2 and t < start + span:
+        t += rng.expovariate(TURNS * 1.25 / 7.5 / span)
+        persona = rng.choices(PERSONAS, weights)[0]
+        tenant = f"tenant-{rng.randrange(20)}"
+        conv_t = t
+        for _ in range(1 + min(40, int(rng.expovariate(1 / 7)))):
+            tin = int(persona.tokens[0] * rng.uniform(0.6, 1.4))
+            tout = int(persona.tokens[1] * rng.uniform(0.5, 1.5))
+            turns.append(Turn(conv_t, f"conv-{n}", persona, tenant, tin, tout))
+            conv_t += rng.uniform(10, 40)
+        n += 1
+    turns.sort(key=lambda x: x.ts)
+    return turns[:TURNS]
+
+
+class Provider:
+    """Samples what a model does for a call at a given (simulated) time."""
+
+    def __init__(self, rng: random.Random, outage: tuple[float, float]) -> None:
+        self.rng = rng
+        self.outage = outage
+        self.by_name = {m.name: m for m in MODELS}
+
+    def call(self, model: str, ts: float, deadline_ms: float, units_out: int) -> tuple[Outcome, float, float | None]:
+        """(outcome, time the caller spent in ms, time to first token in ms or None)."""
+        m = self.by_name[model]
+        rng = self.rng
+        if m.provider == "openai" and self.outage[0] <= ts < self.outage[1]:
+            if rng.random() < 0.7:
+                return Outcome.TIMEOUT, deadline_ms, None  # hangs: abandoned at the deadline
+            return Outcome.ERROR, rng.uniform(80, 250), None  # 503
+        if rng.random() < m.p_error:
+            return Outcome.ERROR, rng.uniform(100, 600), None
+        ttft = m.ttft_median_ms * math.exp(rng.gauss(0, m.ttft_sigma))
+        if ttft > deadline_ms:
+            return Outcome.TIMEOUT, deadline_ms, None
+        return Outcome.OK, ttft + units_out / m.tokens_per_s * 1000, ttft
+
+
+def build_router(clock: ManualClock, auto: bool) -> ModelRouter:
+    entries = [
+        ModelEntry(
+            m.name,
+            Role.DIALOGUE,
+            m.provider,
+            lambda: None,
+            price=KNOWN_PRICES[m.name],
+            adapter="simulated",
+            quality=m.quality,
+            safety=m.safety,
+            expected_first_output_ms=m.ttft_median_ms,
+        )
+        for m in MODELS
+    ]
+    settings = RouterSettings(
+        mode=DeploymentMode.PRODUCTION, auto_selection=auto, probe_interval_s=PROBE_INTERVAL_S if auto else None
+    )
+    profiles = ProfileSet({Role.DIALOGUE: ModelProfile(Role.DIALOGUE, STATIC_ORDER[0], STATIC_ORDER[1:])})
+    policies = make_policies(
+        profiles, selection_weights=settings.selection_weights, stale_after_s=settings.stale_after_s
+    )
+    return ModelRouter(Catalog(entries), policies=policies, settings=settings, clock=clock)
+
+
+@dataclass
+class Result:
+    policy: str
+    cost: float = 0.0
+    probe_cost: float = 0.0
+    turns: int = 0
+    ok: int = 0
+    sla_misses: int = 0
+    fallbacks: int = 0
+    selection_ns: list[int] = field(default_factory=list)
+    rescore_ns: list[int] = field(default_factory=list)
+    perceived: dict[str, list[float]] = field(default_factory=dict)
+    chosen: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cost_per_completion(self) -> float:
+        return (self.cost + self.probe_cost) / max(1, self.ok)
+
+
+def seed_history(router: ModelRouter, provider: Provider, start: float, rng: random.Random) -> None:
+    """The hour before the trace, as ingested from billing logs: ~150 calls per model."""
+    deadline_ms = router.state.timeouts(Role.DIALOGUE).first_output_s * 1000
+    for m in MODELS:
+        for _ in range(150):
+            ts = start - rng.uniform(1, 3600)
+            outcome, spent, ttft = provider.call(m.name, ts, deadline_ms, 100)
+            router.record(
+                CallRecord(
+                    ts=ts,
+                    role=Role.DIALOGUE,
+                    model=m.name,
+                    outcome=outcome,
+                    latency_ms=spent,
+                    ttft_ms=ttft,
+                    units_in=1200,
+                    units_out=100 if outcome is Outcome.OK else 0,
+                    cost=KNOWN_PRICES[m.name].cost(1200, 100 if outcome is Outcome.OK else 0),
+                    source="ingest",
+                ),
+                publish=False,
+            )
+
+
+def replay(auto: bool, trace: list[Turn], start: float) -> Result:
+    clock = ManualClock(start)
+    rng = random.Random(SEED + 1)
+    span = trace[-1].ts - start
+    provider = Provider(rng, (start + OUTAGE[0] * span, start + OUTAGE[1] * span))
+    router = build_router(clock, auto)
+    for p in PERSONAS:
+        asyncio.run(router.admin.put_persona(p.name, p.sla, "bench"))
+    seed_history(router, provider, start, random.Random(SEED + 2))
+    router.rescore(publish=False)
+    result = Result("auto-selection" if auto else "static default")
+    deadline_ms = router.state.timeouts(Role.DIALOGUE).first_output_s * 1000
+    slow_ms = router.state.timeouts(Role.DIALOGUE).slow_s * 1000
+    next_rescore = start + RESCORE_EVERY_S
+    next_probe = start
+    for turn in trace:
+        clock.set(turn.ts)
+        while next_rescore <= turn.ts:
+            t0 = time.perf_counter_ns()
+            router.rescore()
+            result.rescore_ns.append(time.perf_counter_ns() - t0)
+            next_rescore += RESCORE_EVERY_S
+        if auto and next_probe <= turn.ts:
+            for role, model in due_probes(router, PROBE_INTERVAL_S):
+                breaker = router.breakers.get(model)
+                if not breaker.allow():
+                    continue
+                outcome, spent, ttft = provider.call(model, turn.ts, deadline_ms, 1)
+                breaker.record(ok=outcome is Outcome.OK, slow=ttft is not None and ttft > slow_ms)
+                cost = KNOWN_PRICES[model].cost(20, 1 if outcome is Outcome.OK else 0)
+                result.probe_cost += cost
+                router.record(
+                    CallRecord(
+                        ts=turn.ts,
+                        role=role,
+                        model=model,
+                        outcome=outcome,
+                        latency_ms=spent,
+                        ttft_ms=ttft,
+                        units_in=20,
+                        units_out=1,
+                        cost=cost,
+                        source="probe",
+                    )
+                )
+            next_probe = turn.ts + PROBE_INTERVAL_S / 4
+        ctx = CallContext(tenant=turn.tenant, persona=turn.persona.name, conversation_id=turn.conversation)
+        t0 = time.perf_counter_ns()
+        selection = router.select(Role.DIALOGUE, ctx)
+        result.selection_ns.append(time.perf_counter_ns() - t0)
+        result.chosen[selection.chosen] = result.chosen.get(selection.chosen, 0) + 1
+        waited, answered = 0.0, None
+        for model in selection.order:
+            breaker = router.breakers.get(model)
+            if not breaker.allow():
+                continue
+            outcome, spent, ttft = provider.call(model, turn.ts, deadline_ms, turn.units_out)
+            units_out = turn.units_out if outcome is Outcome.OK else 0
+            cost = KNOWN_PRICES[model].cost(turn.units_in if outcome is not Outcome.TIMEOUT else 0, units_out)
+            result.cost += cost
+            breaker.record(ok=outcome is Outcome.OK, slow=ttft is not None and ttft > slow_ms)
+            router.record(
+                CallRecord(
+                    ts=turn.ts,
+                    role=Role.DIALOGUE,
+                    model=model,
+                    outcome=outcome,
+                    latency_ms=spent,
+                    ttft_ms=ttft,
+                    units_in=turn.units_in,
+                    units_out=units_out,
+                    cost=cost,
+                    tenant=turn.tenant,
+                    persona=turn.persona.name,
+                    conversation_id=turn.conversation,
+                )
+            )
+            if outcome is Outcome.OK:
+                answered = waited + (ttft or 0.0)
+                if model != selection.chosen:
+                    result.fallbacks += 1
+                    router.sticky.put(
+                        StickyChoice(
+                            turn.conversation,
+                            Role.DIALOGUE,
+                            model,
+                            router.state.version,
+                            "failover",
+                            turn.ts,
+                            turn.tenant,
+                            turn.persona.name,
+                        )
+                    )
+                break
+            waited += spent
+        result.turns += 1
+        ceiling = turn.persona.sla["latency_p95_ms"]
+        if answered is None:
+            result.sla_misses += 1
+        else:
+            result.ok += 1
+            result.perceived.setdefault(turn.persona.name, []).append(answered)
+            if answered > ceiling:
+                result.sla_misses += 1
+    return result
+
+
+def _pct(values: list[int] | list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))])
+
+
+def rollup_benchmark() -> dict[str, float]:
+    """1 M call records over 24 h in SQLite, written through the store's telemetry path; then roll-ups."""
+    rng = np.random.default_rng(SEED)
+    now = 1_750_000_000.0
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RouterStore(f"sqlite:///{Path(tmp) / 'bench.db'}", writer_id="bench")
+        store.migrate()
+        names = [m.name for m in MODELS]
+        t0 = time.perf_counter()
+        chunk = 100_000
+        buckets = RollupBuckets()
+        for offset in range(0, ROLLUP_ROWS, chunk):
+            n = min(chunk, ROLLUP_ROWS - offset)
+            ts = np.sort(now - 86400 + 60 + rng.random(n) * (86400 - 60))  # inside the 24 h window
+            model_idx = rng.integers(0, len(names), n)
+            ttft = rng.lognormal(math.log(400), 0.4, n)
+            ok = rng.random(n) > 0.02
+            tin = rng.integers(600, 2000, n)
+            tout = rng.integers(40, 250, n)
+            records = []
+            for i in range(n):
+                name = names[model_idx[i]]
+                good = bool(ok[i])
+                records.append(
+                    CallRecord(
+                        ts=float(ts[i]),
+                        role=Role.DIALOGUE,
+                        model=name,
+                        outcome=Outcome.OK if good else Outcome.ERROR,
+                        latency_ms=float(ttft[i] * 3),
+                        ttft_ms=float(ttft[i]) if good else None,
+                        units_in=float(tin[i]),
+                        units_out=float(tout[i]),
+                        unit=Unit.TOKENS_1K,
+                        cost=KNOWN_PRICES[name].cost(float(tin[i]), float(tout[i])),
+                    )
+                )
+                buckets.add(records[-1])
+            store.write_telemetry(records, [])
+        store.write_telemetry([], buckets.take(now, everything=True))
+        write_s = time.perf_counter() - t0
+        assert store.count_call_records() == ROLLUP_ROWS
+        timings: dict[str, list[float]] = {}
+        for window in ("5m", "1h", "24h"):
+            for _ in range(15):
+                t1 = time.perf_counter()
+                rollups = store.rollups(window, now, Role.DIALOGUE)
+                timings.setdefault(window, []).append((time.perf_counter() - t1) * 1000)
+            if window == "24h":
+                assert sum(r.calls for r in rollups) == ROLLUP_ROWS
+        import sqlalchemy as sa
+
+        t2 = time.perf_counter()
+        with store.engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT model, count(*), avg(latency_ms), sum(cost) FROM router_call_records "
+                    "WHERE ts >= :t GROUP BY model"
+                ),
+                {"t": now - 86400},
+            ).all()
+        raw_ms = (time.perf_counter() - t2) * 1000
+        store.dispose()
+    out = {f"rollup_{w}_ms_p50": statistics.median(v) for w, v in timings.items()}
+    out.update({f"rollup_{w}_ms_max": max(v) for w, v in timings.items()})
+    out["write_rows_per_s"] = ROLLUP_ROWS / write_s
+    out["raw_sql_24h_ms"] = raw_ms
+    return out
+
+
+def main() -> None:
+    started = time.perf_counter()
+    start = 1_750_000_000.0
+    trace = make_trace(start, random.Random(SEED))
+    print(
+        f"trace: {len(trace)} turns, {len({t.conversation for t in trace})} conversations, "
+        f"{(trace[-1].ts - trace[0].ts) / 3600:.1f} h simulated, {len(MODELS)} models, {len(PERSONAS)} personas, "
+        f"OpenAI outage {OUTAGE[0]:.0%}-{OUTAGE[1]:.0%} of the trace"
+    )
+    static = replay(False, trace, start)
+    auto = replay(True, trace, start)
+    print(f"\n{'':28}{'static default':>16}{'auto-selection':>16}")
+    rows = [
+        ("cost per completion (USD)", f"{static.cost_per_completion:.6f}", f"{auto.cost_per_completion:.6f}"),
+        ("  of which probes (USD)", f"{static.probe_cost:.4f}", f"{auto.probe_cost:.4f}"),
+        ("success rate", f"{static.ok / static.turns:.4%}", f"{auto.ok / auto.turns:.4%}"),
+        ("SLA misses (turns)", f"{static.sla_misses}", f"{auto.sla_misses}"),
+        ("failovers that answered", f"{static.fallbacks}", f"{auto.fallbacks}"),
+        (
+            "selection p50 (us)",
+            f"{_pct(static.selection_ns, 0.5) / 1000:.1f}",
+            f"{_pct(auto.selection_ns, 0.5) / 1000:.1f}",
+        ),
+        (
+            "selection p99 (us)",
+            f"{_pct(static.selection_ns, 0.99) / 1000:.1f}",
+            f"{_pct(auto.selection_ns, 0.99) / 1000:.1f}",
+        ),
+        (
+            "re-scoring p99 (us, scheduled)",
+            f"{_pct(static.rescore_ns, 0.99) / 1000:.0f}",
+            f"{_pct(auto.rescore_ns, 0.99) / 1000:.0f}",
+        ),
+    ]
+    for label, a, b in rows:
+        print(f"{label:28}{a:>16}{b:>16}")
+    print("\nper persona: perceived time to first token p95 (ms) vs SLA ceiling")
+    for p in PERSONAS:
+        s95 = _pct(static.perceived.get(p.name, []), 0.95)
+        a95 = _pct(auto.perceived.get(p.name, []), 0.95)
+        print(f"  {p.name:12} ceiling {p.sla['latency_p95_ms']:>5}   static {s95:7.0f}   auto {a95:7.0f}")
+    share = {m: f"{n / auto.turns:.0%}" for m, n in sorted(auto.chosen.items(), key=lambda kv: -kv[1])}
+    print(f"auto-selection's choices: {share}")
+
+    roll = rollup_benchmark()
+    print(
+        f"\nroll-ups over {ROLLUP_ROWS:,} telemetry rows in SQLite (written at {roll['write_rows_per_s']:,.0f} rows/s "
+        f"through the store's telemetry path):"
+    )
+    for w in ("5m", "1h", "24h"):
+        print(f"  {w:>4}: p50 {roll[f'rollup_{w}_ms_p50']:.1f} ms, max {roll[f'rollup_{w}_ms_max']:.1f} ms")
+    print(
+        f"  (for comparison, one raw-SQL GROUP BY over the 24 h of call rows: {roll['raw_sql_24h_ms']:.0f} ms, "
+        "no percentiles)"
+    )
+
+    reduction = 1 - auto.cost_per_completion / static.cost_per_completion
+    sel_p99 = _pct(auto.selection_ns, 0.99) / 1000
+    roll_worst = max(roll[f"rollup_{w}_ms_p50"] for w in ("5m", "1h", "24h"))
+    print("\ngoal                                   measured      goal     met")
+    checks = [
+        (
+            "cost per completion reduction",
+            f"{reduction:.1%}",
+            f">= {GOALS['cost_reduction']:.0%}",
+            reduction >= GOALS["cost_reduction"],
+        ),
+        (
+            "success rate (auto vs static)",
+            f"{auto.ok / auto.turns - static.ok / static.turns:+.2%}",
+            ">= -0.10%",
+            auto.ok / auto.turns >= static.ok / static.turns - 0.001,
+        ),
+        (
+            "SLA misses (auto - static)",
+            f"{auto.sla_misses - static.sla_misses:+d}",
+            "<= 0",
+            auto.sla_misses <= static.sla_misses,
+        ),
+        (
+            "selection p99",
+            f"{sel_p99:.1f} us",
+            f"<= {GOALS['selection_p99_us']:.0f} us",
+            sel_p99 <= GOALS["selection_p99_us"],
+        ),
+        (
+            "roll-up query (slowest window, p50)",
+            f"{roll_worst:.1f} ms",
+            f"<= {GOALS['rollup_ms']:.0f} ms",
+            roll_worst <= GOALS["rollup_ms"],
+        ),
+    ]
+    for label, measured, goal, met in checks:
+        print(f"  {label:36}{measured:>10}{goal:>12}{'yes' if met else 'NO':>7}")
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

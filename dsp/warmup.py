@@ -1,0 +1,37 @@
+"""Compile (first run) or load from numba's on-disk cache every feature kernel before live audio.
+
+Each public entry point is called once on a tiny input per accepted sample type, so every
+specialisation the server will use exists before the first live turn.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from dsp import features, kernels
+from dsp.analytics import UtteranceAnalytics
+from dsp.streaming import StreamingFeatures, feature_frames
+
+
+def warmup() -> float:
+    """Compile/load all dsp feature kernels; returns the seconds it took."""
+    started = time.perf_counter()
+    tone = np.sin(np.arange(1200) * 0.1) * 0.1
+    for y in (tone.astype(np.float32), tone, (tone * 32767).astype(np.int16)):
+        mel = features.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, n_mels=40)
+        features.melspectrogram(S=np.ones((257, 2), mel.dtype), sr=16000, n_fft=512, n_mels=40)
+        features.mfcc(S=features.power_to_db(mel, top_db=None), n_mfcc=13)
+        features.rms(y=y, frame_length=512, hop_length=160)
+        features.zero_crossing_rate(y, frame_length=512, hop_length=160)
+        features.spectral_entropy(y=y, n_fft=512, hop_length=160)
+        features.energy_envelope(y=y, sr=16000, n_fft=512, hop_length=160)
+        stream = StreamingFeatures()
+        stream.push(y[:700])
+        analytics = UtteranceAnalytics()
+        analytics.add(feature_frames(y))
+        analytics.summary()
+    features.melspectrogram(y=tone, sr=16000, n_fft=512, hop_length=160, n_mels=40, power=1.0)
+    kernels.check_finite(np.zeros(1, np.float32))
+    return time.perf_counter() - started

@@ -1,0 +1,67 @@
+"""Synthetic probe calls: keep the telemetry of idle candidates fresh so auto-selection can judge them.
+
+Without probes, only the models that carry traffic have fresh telemetry and every other candidate is
+"stale" for auto-selection. Probes are tiny (one output token), go through the model's breaker (so
+while a model is ejected, a probe rather than a user's call is its half-open trial), and are recorded
+with source "probe". Off unless SOMAGENT_ROUTER_PROBE_INTERVAL_S is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from router.catalog import LLM_ROLES
+from router.failover import Attempt
+from router.roles import Role
+from router.telemetry import Outcome
+
+if TYPE_CHECKING:
+    from adapters.llm.base import ChatRequest
+    from router.router import ModelRouter
+
+
+def due_probes(router: ModelRouter, interval_s: float) -> list[tuple[Role, str]]:
+    """LLM candidates of the current mode whose newest telemetry is older than the interval."""
+    now = router.clock()
+    due = []
+    for role in router.state.policy.profiles.roles():
+        if role not in LLM_ROLES:
+            continue
+        for model in router.state.profile(role).candidates:
+            entry = router.catalog.get(model)
+            if entry is None or entry.last_resort:
+                continue
+            last = router.telemetry.last_ts(role, model)
+            if last is None or now - last >= interval_s:
+                due.append((role, model))
+    return due
+
+
+async def probe(router: ModelRouter, role: Role, model: str, request: ChatRequest) -> Attempt | None:
+    """One probe call; None when the breaker refused it (nothing to record)."""
+    attempt = Attempt(model, router.clock(), time.perf_counter())
+    breaker = router.breakers.get(model)
+    if not breaker.allow():
+        return None
+    timeouts = router.state.timeouts(role)
+    try:
+        async with asyncio.timeout(timeouts.first_output_s + timeouts.stall_s):
+            async for chunk in router.catalog.adapter(model).stream(request):
+                if chunk.text and attempt.first_output is None:
+                    attempt.first_output = time.perf_counter()
+                if chunk.usage is not None:
+                    attempt.units_in, attempt.units_out = chunk.usage.input_tokens, chunk.usage.output_tokens
+        attempt.ended = time.perf_counter()
+        slow = attempt.ttft_ms is not None and attempt.ttft_ms > timeouts.slow_s * 1000.0
+        breaker.record(ok=True, slow=slow)
+    except asyncio.CancelledError:
+        breaker.release()
+        raise
+    except Exception as exc:
+        attempt.ended = time.perf_counter()
+        attempt.outcome = Outcome.TIMEOUT if isinstance(exc, TimeoutError) else Outcome.ERROR
+        attempt.error = str(exc) or type(exc).__name__
+        breaker.record(ok=False)
+    return attempt

@@ -1,0 +1,1 @@
+"""WebRTC end-to-end plumbing: a network namespace per test run, and the programs run inside it."""
