@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import statistics
 import tempfile
@@ -190,7 +191,8 @@ class Result:
     ok: int = 0
     sla_misses: int = 0
     fallbacks: int = 0
-    selection_ns: list[int] = field(default_factory=list)
+    selection_ns: list[int] = field(default_factory=list)  # wall clock
+    selection_cpu_ns: list[int] = field(default_factory=list)  # this thread's CPU time: immune to other processes
     rescore_ns: list[int] = field(default_factory=list)
     perceived: dict[str, list[float]] = field(default_factory=dict)
     chosen: dict[str, int] = field(default_factory=dict)
@@ -271,9 +273,11 @@ def replay(auto: bool, trace: list[Turn], start: float) -> Result:
                 )
             next_probe = turn.ts + PROBE_INTERVAL_S / 4
         ctx = CallContext(tenant=turn.tenant, persona=turn.persona.name, conversation_id=turn.conversation)
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         selection = router.select(Role.DIALOGUE, ctx)
         result.selection_ns.append(time.perf_counter_ns() - t0)
+        result.selection_cpu_ns.append(time.thread_time_ns() - c0)
         result.chosen[selection.chosen] = result.chosen.get(selection.chosen, 0) + 1
         waited, answered = 0.0, None
         for model in selection.order:
@@ -410,6 +414,7 @@ def rollup_benchmark() -> dict[str, float]:
 
 def main() -> None:
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     start = 1_750_000_000.0
     trace = make_trace(start, random.Random(SEED))
     print(
@@ -435,6 +440,11 @@ def main() -> None:
             "selection p99 (us)",
             f"{_pct(static.selection_ns, 0.99) / 1000:.1f}",
             f"{_pct(auto.selection_ns, 0.99) / 1000:.1f}",
+        ),
+        (
+            "selection p99, CPU time (us)",
+            f"{_pct(static.selection_cpu_ns, 0.99) / 1000:.1f}",
+            f"{_pct(auto.selection_cpu_ns, 0.99) / 1000:.1f}",
         ),
         (
             "re-scoring p99 (us, scheduled)",
@@ -466,6 +476,7 @@ def main() -> None:
 
     reduction = 1 - auto.cost_per_completion / static.cost_per_completion
     sel_p99 = _pct(auto.selection_ns, 0.99) / 1000
+    sel_cpu_p99 = _pct(auto.selection_cpu_ns, 0.99) / 1000
     roll_worst = max(roll[f"rollup_{w}_ms_p50"] for w in ("5m", "1h", "24h"))
     print("\ngoal                                   measured      goal     met")
     checks = [
@@ -488,10 +499,16 @@ def main() -> None:
             auto.sla_misses <= static.sla_misses,
         ),
         (
-            "selection p99",
+            "selection p99 (wall clock)",
             f"{sel_p99:.1f} us",
             f"<= {GOALS['selection_p99_us']:.0f} us",
             sel_p99 <= GOALS["selection_p99_us"],
+        ),
+        (
+            "selection p99 (thread CPU time)",
+            f"{sel_cpu_p99:.1f} us",
+            f"<= {GOALS['selection_p99_us']:.0f} us",
+            sel_cpu_p99 <= GOALS["selection_p99_us"],
         ),
         (
             "roll-up query (slowest window, p50)",
@@ -502,7 +519,11 @@ def main() -> None:
     ]
     for label, measured, goal, met in checks:
         print(f"  {label:36}{measured:>10}{goal:>12}{'yes' if met else 'NO':>7}")
-    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    load = os.getloadavg()[0]
+    print(
+        f"\n(total {time.perf_counter() - started:.0f} s; load average {load_before:.2f} -> {load:.2f} on "
+        f"{os.cpu_count()} cores: wall-clock tails include time other processes took the CPU)"
+    )
 
 
 if __name__ == "__main__":

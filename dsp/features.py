@@ -130,7 +130,7 @@ def mfcc(*, y=None, sr: float = 22050, S=None, n_mfcc: int = 20, dct_type: int =
     S = np.asarray(S)
     d = dct_plan(min(int(n_mfcc), S.shape[0]), S.shape[0])
     out = np.empty((d.shape[1], S.shape[1]))
-    kernels.batch_dct(np.ascontiguousarray(S, dtype=np.float64), d, out)
+    kernels.batch_dct(np.ascontiguousarray(S, dtype=np.float64), d.ravel(), out)
     out = out.astype(S.dtype if S.dtype in (np.float32, np.float64) else np.float64, copy=False)
     if lifter > 0:
         li = np.sin(np.pi * np.arange(1, 1 + n_mfcc, dtype=out.dtype) / lifter)[: out.shape[0], None]

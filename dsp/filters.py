@@ -43,8 +43,8 @@ def fft_tables(n_fft: int):
     The complex FFT is the constant-geometry (Pease) radix-2 decimation in time: input in
     bit-reversed order, every stage reads pairs (2i, 2i+1) and writes (i, i + n_fft/4), so
     every stage is one long loop that vectorises. Returns (bitrev, tw_re, tw_im, post_re,
-    post_im): the bit-reversal permutation, the stage twiddles (log2(n_fft/2) x n_fft/4,
-    stage t, pair i: exp(-2*pi*i*e/(n_fft/2)) with e = (i >> (L-1-t)) << (L-1-t)) and the
+    post_im): the bit-reversal permutation, the stage twiddles (flat, stage t's n_fft/4 at
+    t*n_fft/4; pair i: exp(-2*pi*i*e/(n_fft/2)) with e = (i >> (L-1-t)) << (L-1-t)) and the
     real-FFT split twiddles exp(-2*pi*i*k/n_fft), k = 0..n_fft/2.
     """
     m = n_fft // 2
@@ -60,14 +60,14 @@ def fft_tables(n_fft: int):
             r = (r << 1) | (v & 1)
             v >>= 1
         bitrev[i] = r
-    tw_re = np.empty((bits, h))
-    tw_im = np.empty((bits, h))
+    tw_re = np.empty(bits * h)
+    tw_im = np.empty(bits * h)
     for t in range(bits):
         sh = bits - 1 - t
         for i in range(h):
             ang = -2.0 * math.pi * ((i >> sh) << sh) / m
-            tw_re[t, i] = math.cos(ang)
-            tw_im[t, i] = math.sin(ang)
+            tw_re[t * h + i] = math.cos(ang)
+            tw_im[t * h + i] = math.sin(ang)
     post_re = np.empty(m + 1)
     post_im = np.empty(m + 1)
     for k in range(m + 1):

@@ -45,7 +45,8 @@ def power_frame(frame, window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, y
         yr[i + h] = ar - br
         yi[i + h] = ai - bi
     flip = True  # the result is in y
-    if tw_re.shape[0] > 1:  # stage 1: twiddle 1 for the first half of the pairs, -i for the second
+    stages = tw_re.shape[0] // h  # flat twiddles, stage t at t*h
+    if stages > 1:  # stage 1: twiddle 1 for the first half of the pairs, -i for the second
         q = h // 2
         for i in range(q):
             ar = yr[2 * i]
@@ -66,11 +67,13 @@ def power_frame(frame, window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, y
             xr[i + h] = ar - bi
             xi[i + h] = ai + br
         flip = False
-    for t in range(2, tw_re.shape[0]):
+    for t in range(2, stages):
+        wr = tw_re[t * h:(t + 1) * h]
+        wi = tw_im[t * h:(t + 1) * h]
         if flip:
-            _stage(yr, yi, xr, xi, tw_re[t], tw_im[t], h)
+            _stage(yr, yi, xr, xi, wr, wi, h)
         else:
-            _stage(xr, xi, yr, yi, tw_re[t], tw_im[t], h)
+            _stage(xr, xi, yr, yi, wr, wi, h)
         flip = not flip
     zr = yr if flip else xr
     zi = yi if flip else xi
@@ -137,14 +140,17 @@ def db(x, amin, ref_db):
 
 @njit(cache=True, error_model="numpy")
 def dct_frame(logmel, dct_t, out):
-    """out[k] = sum_n dct[k, n] * logmel[n], n ascending; dct_t is the transposed matrix (n x k),
-    so the loop over k vectorises while each sum keeps the order of a plain dot product."""
-    for k in range(out.shape[0]):
+    """out[k] = sum_n dct[k, n] * logmel[n], n ascending. dct_t is the transposed matrix
+    (n_mels x n_out) flattened, so the loop over k vectorises while each sum keeps the order
+    of a plain dot product."""
+    n_out = out.shape[0]
+    for k in range(n_out):
         out[k] = 0.0
-    for n in range(dct_t.shape[0]):
+    for n in range(logmel.shape[0]):
         x = logmel[n]
-        for k in range(out.shape[0]):
-            out[k] += dct_t[n, k] * x
+        row = dct_t[n * n_out:(n + 1) * n_out]
+        for k in range(n_out):
+            out[k] += row[k] * x
 
 
 @njit(cache=True, error_model="numpy")
@@ -338,7 +344,7 @@ def batch_db(S, amin, ref_db, out):
 @njit(cache=True, error_model="numpy")
 def batch_dct(S, dct_t, out):
     col = np.empty(S.shape[0])
-    res = np.empty(dct_t.shape[1])
+    res = np.empty(out.shape[0])
     for t in range(S.shape[1]):
         for n in range(S.shape[0]):
             col[n] = S[n, t]
@@ -371,14 +377,14 @@ def batch_spectral(y, n_fft, hop, window, bitrev, tw_re, tw_im, post_re, post_im
 
 # ---- streaming: all features of one frame, and the push loop ---------------------------------
 # A stream's constants travel as two packed arrays (fplan float64, iplan int64) and its state
-# as one float64 array, so a push is one numba call with four array arguments.
+# as one float64 array, so a push is one numba call with five array arguments (pcm, out too).
 # iplan header (IPLAN_HEADER entries): n_fft, hop, n_mels, n_mfcc, env_lo, env_hi, fplan offsets of
 # window, tw_re, tw_im, post_re, post_im, dct_t, mel weights (last), iplan offsets of bitrev, mel
-# starts, lengths, offsets, and the number of FFT stages. fplan[0] is the envelope scale.
+# starts, lengths, offsets. fplan[0] is the envelope scale.
 # state: fill, skip, then the sample buffer (n_fft), then scratch: xr, xi, yr, yi (n_fft/2 each),
 # power, entropy scratch (n_fft/2+1 each), mel, logmel (n_mels each), mfcc (n_mfcc).
 STATE_HEADER = 2
-IPLAN_HEADER = 18
+IPLAN_HEADER = 17
 
 
 @njit(cache=True, error_model="numpy")
@@ -400,21 +406,20 @@ def unpack(fplan, iplan, state):
     n_mfcc = iplan[3]
     m = n_fft // 2
     nb = m + 1
-    stages = iplan[17]
     o = STATE_HEADER + n_fft
     e = o + 4 * m + 2 * nb
     return (
         fplan[iplan[6]:iplan[6] + n_fft],  # window
         iplan[iplan[13]:iplan[13] + m],  # bitrev
-        fplan[iplan[7]:iplan[7] + stages * (m // 2)].reshape((stages, m // 2)),  # tw_re
-        fplan[iplan[8]:iplan[8] + stages * (m // 2)].reshape((stages, m // 2)),  # tw_im
+        fplan[iplan[7]:iplan[8]],  # tw_re
+        fplan[iplan[8]:iplan[9]],  # tw_im
         fplan[iplan[9]:iplan[9] + nb],  # post_re
         fplan[iplan[10]:iplan[10] + nb],  # post_im
         iplan[iplan[14]:iplan[14] + n_mels],  # mel starts
         iplan[iplan[15]:iplan[15] + n_mels],  # mel lengths
         iplan[iplan[16]:iplan[16] + n_mels],  # mel offsets
         fplan[iplan[12]:],  # mel weights
-        fplan[iplan[11]:iplan[11] + n_mfcc * n_mels].reshape((n_mels, n_mfcc)),  # dct_t
+        fplan[iplan[11]:iplan[11] + n_mfcc * n_mels],  # dct_t, flat
         state[o:o + m], state[o + m:o + 2 * m], state[o + 2 * m:o + 3 * m], state[o + 3 * m:o + 4 * m],  # xr xi yr yi
         state[o + 4 * m:o + 4 * m + nb], state[o + 4 * m + nb:e],  # power, entropy scratch
         state[e:e + n_mels], state[e + n_mels:e + 2 * n_mels], state[e + 2 * n_mels:e + 2 * n_mels + n_mfcc],
@@ -447,12 +452,12 @@ def frame_all(frame, v, out, t):
 
 
 @njit(cache=True, error_model="numpy")
-def stream_push(pcm, fplan, iplan, state):
-    """Append pcm (any length) to the stream; returns the frames it completed (features x n).
+def stream_push(pcm, fplan, iplan, state, out):
+    """Append pcm (any length) to the stream, writing the frames it completes into `out`
+    (features x frames, sized by the caller from the sample count); returns how many.
 
-    pcm is int16 (scaled by 1/32768), float32 or float64; samples are taken as float32 (exact
-    for int16), like the float32 batch API. Raises ValueError before touching the state if pcm
-    holds NaN/inf."""
+    pcm is int16 (scaled by 1/32768) or float32, like the float32 batch API. Raises
+    ValueError before touching the state if pcm holds NaN/inf."""
     scale = 1.0 / 32768.0 if pcm.itemsize == 2 else 1.0  # a constant in each compiled variant
     n_fft = iplan[0]
     hop = iplan[1]
@@ -462,9 +467,6 @@ def stream_push(pcm, fplan, iplan, state):
     skip = int(state[1])
     buf = state[STATE_HEADER:STATE_HEADER + n_fft]
     v = unpack(fplan, iplan, state)
-    avail = pcm.shape[0] - skip  # count the frames first so the output is allocated once
-    total = 0 if avail <= 0 or fill + avail < n_fft else 1 + (fill + avail - n_fft) // hop
-    out = np.empty((n_features(iplan[2], iplan[3]), total), np.float32)
     t = 0
     i = min(skip, pcm.shape[0])
     skip -= i
@@ -475,7 +477,8 @@ def stream_push(pcm, fplan, iplan, state):
         fill += take
         i += take
         if fill == n_fft:
-            frame_all(buf, v, out, t)
+            if t < out.shape[1]:  # (the caller's count is exact; never write past it)
+                frame_all(buf, v, out, t)
             t += 1
             if hop < n_fft:
                 for j in range(n_fft - hop):  # forward copy: safe for a left shift
@@ -489,7 +492,7 @@ def stream_push(pcm, fplan, iplan, state):
                 skip -= d
     state[0] = fill
     state[1] = skip
-    return out
+    return t
 
 
 @njit(cache=True, error_model="numpy")

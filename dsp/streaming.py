@@ -96,12 +96,12 @@ def stream_plan(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     mp = mel_plan(float(c.sr), c.n_fft, c.n_mels, float(c.fmin), c.fmax, False, "slaney", np.float32)
     dct = dct_plan(c.n_mfcc, c.n_mels)
     lo, hi, scale = envelope_band(c.sr, c.n_fft, window=sp.window)
-    fparts = [np.array([scale]), sp.window, sp.tw_re.ravel(), sp.tw_im.ravel(), sp.post_re, sp.post_im,
+    fparts = [np.array([scale]), sp.window, sp.tw_re, sp.tw_im, sp.post_re, sp.post_im,
               dct.ravel(), mp.weights]
     foffs = np.cumsum([0] + [len(p) for p in fparts])[:-1]
     iparts = [sp.bitrev, mp.starts, mp.lengths, mp.offsets]
     ioffs = kernels.IPLAN_HEADER + np.cumsum([0] + [len(p) for p in iparts])[:-1]
-    header = [c.n_fft, c.hop_length, c.n_mels, c.n_mfcc, lo, hi, *foffs[1:], *ioffs, sp.tw_re.shape[0]]
+    header = [c.n_fft, c.hop_length, c.n_mels, c.n_mfcc, lo, hi, *foffs[1:], *ioffs]
     assert len(header) == kernels.IPLAN_HEADER
     fplan = np.concatenate(fparts).astype(np.float64)
     iplan = np.concatenate([np.array(header, np.int64), *iparts]).astype(np.int64)
@@ -119,7 +119,7 @@ class StreamingFeatures:
     stream unchanged.
     """
 
-    __slots__ = ("_fplan", "_iplan", "_state", "config")
+    __slots__ = ("_empty", "_fplan", "_iplan", "_none", "_pushed", "_rows", "_state", "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
                  n_mfcc: int = 13, fmin: float = 0.0, fmax: float | None = None) -> None:
@@ -127,23 +127,45 @@ class StreamingFeatures:
                                     None if fmax is None else float(fmax))
         self._fplan, self._iplan = stream_plan(self.config)
         self._state = np.zeros(kernels.state_size(self.config.n_fft, self.config.n_mels, self.config.n_mfcc))
+        self._rows = kernels.n_features(self.config.n_mels, self.config.n_mfcc)
+        self._none = np.empty((self._rows, 0), np.float32)  # the kernel's output when nothing completes
+        empty = self._none.view()
+        empty.flags.writeable = False
+        self._empty = FeatureFrames(empty, self.config)
+        self._pushed = 0  # samples so far: the frame count is known before the kernel runs
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
-            pcm = np.frombuffer(pcm, "<i2") if isinstance(pcm, (bytes, bytearray, memoryview)) else np.asarray(pcm)
-        if pcm.dtype.char not in "hfd":
+            if isinstance(pcm, (bytes, bytearray, memoryview)):  # copied: a read-only view is another numba type
+                pcm = np.frombuffer(pcm, "<i2").copy()
+            else:
+                pcm = np.asarray(pcm)
+        char = pcm.dtype.char
+        if char == "d":  # taken as float32 anyway; one compiled variant fewer
+            pcm = pcm.astype(np.float32)
+        elif char != "h" and char != "f":
             raise TypeError(f"pcm must be int16, float32 or float64, not {pcm.dtype}")
         if pcm.ndim != 1 or not pcm.flags.c_contiguous:
             if pcm.ndim != 1:
                 raise ValueError(f"pcm must be mono 1-D, got shape {pcm.shape}")
             pcm = np.ascontiguousarray(pcm)
-        data = kernels.stream_push(pcm, self._fplan, self._iplan, self._state)
+        c = self.config
+        before, after = self._pushed, self._pushed + pcm.shape[0]
+        n = 0 if after < c.n_fft else 1 + (after - c.n_fft) // c.hop_length
+        if before >= c.n_fft:
+            n -= 1 + (before - c.n_fft) // c.hop_length
+        data = np.empty((self._rows, n), np.float32) if n else self._none
+        kernels.stream_push(pcm, self._fplan, self._iplan, self._state, data)
+        self._pushed = after
+        if not n:
+            return self._empty
         data.flags.writeable = False
-        return FeatureFrames(data, self.config)
+        return FeatureFrames(data, c)
 
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
         self._state[:] = 0.0
+        self._pushed = 0
 
     @property
     def state_nbytes(self) -> int:

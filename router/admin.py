@@ -94,7 +94,7 @@ class RouterAdmin:
         return AuditEntry(self._r.clock(), actor, action, target, before, after)
 
     def _announce_profile(self, kind: str, audit: AuditEntry, **extra: Any) -> None:
-        self._r._scores.clear()
+        self._r.rescore(publish=False)  # the scores' normalisation and cached verdicts follow the new config
         self._r.bus.publish(
             Topic.PROFILE_UPDATED,
             {
@@ -326,7 +326,7 @@ class RouterAdmin:
             def apply() -> None:
                 self._r.state.mode = m
                 self._r.breakers.reconfigure(self._r.state.policy.breaker)
-                self._r._scores.clear()
+                self._r.rescore(publish=False)
 
             audit = await self._commit("setting", {"key": "mode"}, m.value, audit, apply)
             self._r.bus.publish(

@@ -7,9 +7,11 @@ than an echo). Speech: pocketsphinx and espeak-ng everywhere. A catalogue file a
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
+from adapters.asr.faster_whisper import FasterWhisperConfig, FasterWhisperRecognizer
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
@@ -26,10 +28,17 @@ from router.router import ModelRouter
 from router.settings import RouterSettings
 
 EMBEDDED = "embedded-responder"
+WHISPER = "faster-whisper"
+POCKETSPHINX = "pocketsphinx-en-us"
 _FROM_ENV: Any = object()
 
 
-def default_catalog(llm: OpenAICompatConfig | None = None) -> Catalog:
+def whisper_from_env() -> FasterWhisperConfig | None:
+    """SOMAGENT_WHISPER_MODEL (a local model directory) turns faster-whisper on; the rest has defaults."""
+    return FasterWhisperConfig.from_env() if os.environ.get("SOMAGENT_WHISPER_MODEL") else None
+
+
+def default_catalog(llm: OpenAICompatConfig | None = None, whisper: FasterWhisperConfig | None = None) -> Catalog:
     llm_roles = frozenset(LLM_ROLES - {Role.DIALOGUE})
     catalog = Catalog(
         [
@@ -46,7 +55,7 @@ def default_catalog(llm: OpenAICompatConfig | None = None) -> Catalog:
                 expected_first_output_ms=5.0,
             ),
             ModelEntry(
-                "pocketsphinx-en-us",
+                POCKETSPHINX,
                 Role.SPEECH_RECOGNITION,
                 "embedded",
                 PocketsphinxRecognizer,
@@ -65,6 +74,18 @@ def default_catalog(llm: OpenAICompatConfig | None = None) -> Catalog:
             ),
         ]
     )
+    if whisper is not None:
+        catalog.add(
+            ModelEntry(
+                WHISPER,
+                Role.SPEECH_RECOGNITION,
+                "embedded",
+                lambda: FasterWhisperRecognizer(whisper),
+                price=Price(Unit.AUDIO_SECOND, 0.0, 0.0, "local"),
+                adapter="faster-whisper",
+                quality=0.8,
+            )
+        )
     if llm is not None:
         catalog.add(
             ModelEntry(
@@ -82,7 +103,9 @@ def default_catalog(llm: OpenAICompatConfig | None = None) -> Catalog:
 
 
 def default_profiles(
-    llm: OpenAICompatConfig | None = None, mode: DeploymentMode = DeploymentMode.DEVELOPER_LIGHT
+    llm: OpenAICompatConfig | None = None,
+    mode: DeploymentMode = DeploymentMode.DEVELOPER_LIGHT,
+    whisper: FasterWhisperConfig | None = None,
 ) -> ProfileSet:
     profiles: dict[Role, ModelProfile] = {}
     for role in sorted(LLM_ROLES):
@@ -100,7 +123,11 @@ def default_profiles(
                 max_tokens=max_tokens,
                 credentials_ref="SOMAGENT_LLM_API_KEY",
             )
-    profiles[Role.SPEECH_RECOGNITION] = ModelProfile(Role.SPEECH_RECOGNITION, "pocketsphinx-en-us")
+    profiles[Role.SPEECH_RECOGNITION] = (
+        ModelProfile(Role.SPEECH_RECOGNITION, WHISPER, (POCKETSPHINX,))
+        if whisper is not None
+        else ModelProfile(Role.SPEECH_RECOGNITION, POCKETSPHINX)
+    )
     profiles[Role.SPEECH_SYNTHESIS] = ModelProfile(Role.SPEECH_SYNTHESIS, "espeak-ng")
     return ProfileSet(profiles)
 
@@ -110,10 +137,11 @@ def default_policies(
     llm: OpenAICompatConfig | None,
     settings: RouterSettings,
     extra_profiles: dict[DeploymentMode, dict[Role, ModelProfile]] | None = None,
+    whisper: FasterWhisperConfig | None = None,
 ) -> dict[DeploymentMode, ModePolicy]:
     per_mode = {}
     for mode in DeploymentMode:
-        base = default_profiles(llm, mode)
+        base = default_profiles(llm, mode, whisper)
         base.profiles.update((extra_profiles or {}).get(mode, {}))
         per_mode[mode] = base
     return make_policies(per_mode, selection_weights=settings.selection_weights, stale_after_s=settings.stale_after_s)
@@ -129,11 +157,13 @@ def build_default_router(
     auto_selection: bool | None = None,
     admin_key: str | None = None,
     clock: Clock | None = None,
+    whisper: FasterWhisperConfig | None | Any = _FROM_ENV,
 ) -> ModelRouter:
     """The router the voice app runs. With no arguments everything comes from the environment:
     SOMAGENT_LLM_BASE_URL/_API_KEY/_MODEL, SOMAGENT_DEPLOYMENT_MODE, SOMAGENT_DATABASE_URL (default
     sqlite:///./data/somagent.db), AUTO_MODEL_SELECTION_ENABLED, SOMAGENT_ADMIN_KEY, SOMAGENT_ROUTER_*.
-    `database_url=None` runs without persistence (tests of other components)."""
+    `database_url=None` runs without persistence (tests of other components). SOMAGENT_WHISPER_MODEL (or
+    `whisper=`) makes faster-whisper the speech_recognition primary, with pocketsphinx as its fallback."""
     settings = settings or RouterSettings.from_env()
     if database_url is not _FROM_ENV:
         settings = replace(settings, database_url=database_url)
@@ -144,7 +174,8 @@ def build_default_router(
     if admin_key is not None:
         settings = replace(settings, admin_key=admin_key)
     llm = llm if llm is not None else OpenAICompatConfig.from_env()
-    catalog = default_catalog(llm)
+    whisper = whisper_from_env() if whisper is _FROM_ENV else whisper
+    catalog = default_catalog(llm, whisper)
     extra = load_catalog_file(settings.catalog_path, catalog) if settings.catalog_path else None
-    policies = default_policies(catalog, llm, settings, extra)
+    policies = default_policies(catalog, llm, settings, extra, whisper)
     return ModelRouter(catalog, bus=bus, policies=policies, settings=settings, clock=clock)

@@ -84,7 +84,7 @@ class MeteredRecognizer(SpeechRecognizer):
     ) -> None:
         self.inner = inner
         self.model = model
-        self.name = inner.name
+        self.name = model  # the catalogue name, as operators and transcription.model know it
         self.sample_rate = inner.sample_rate
         self._breaker = breaker
         self._report = report

@@ -128,9 +128,9 @@ class ModelRouter:
         return self.state.mode
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, warm_speech: bool = True) -> None:
         """Open the store (migrating it), load persisted configuration and roll-ups, start the owned
-        tasks, and warm the speech engines so the first turn pays no loading cost."""
+        tasks, and (unless told not to) warm the speech engines so the first turn pays no loading cost."""
         if self.started:
             return
         if self.store is None and self.settings.database_url:
@@ -164,7 +164,7 @@ class ModelRouter:
         self._spawn(self._rescore_loop(), "router-rescore")
         if self.settings.probe_interval_s:
             self._spawn(self._probe_loop(), "router-probe")
-        for role in (Role.SPEECH_RECOGNITION, Role.SPEECH_SYNTHESIS):
+        for role in (Role.SPEECH_RECOGNITION, Role.SPEECH_SYNTHESIS) if warm_speech else ():
             if role not in self.state.policy.profiles.profiles:
                 continue
             for name in self.state.profile(role).candidates:
@@ -232,6 +232,7 @@ class ModelRouter:
         state.version = int(cfg.settings.get("config_version") or 0)
         self.breakers.reconfigure(state.policy.breaker)
         self._scores.clear()
+        self.rescore(publish=False)
 
     async def _rehydrate_telemetry(self) -> None:
         assert self.store is not None

@@ -5,6 +5,7 @@ from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
 from adapters.tts.espeak import EspeakConfig, EspeakSynthesizer
+from router import CallContext
 from router.catalog import Catalog, ModelEntry
 from router.profiles import ModelProfile, ProfileSet
 from router.roles import Role
@@ -69,3 +70,23 @@ async def test_every_dialogue_model_down_gives_a_spoken_apology():
     done = events[-1]["response"]
     assert done["status"] == "failed"
     assert done["status_details"]["error"]["code"] == "model_unavailable"
+
+
+async def test_broken_whisper_model_falls_back_to_pocketsphinx(tmp_path, caplog):
+    from adapters.asr.faster_whisper import FasterWhisperConfig
+    from router.defaults import build_default_router
+    from tests.helpers import SPEECH
+    from voice.replay import replay_file
+
+    broken = tmp_path / "whisper"
+    broken.mkdir()
+    (broken / "model.bin").write_bytes(b"")
+    router = build_default_router(whisper=FasterWhisperConfig(model_dir=str(broken)), database_url=None)
+    assert router.candidates(Role.SPEECH_RECOGNITION, CallContext())[0] == "faster-whisper"
+    with caplog.at_level("WARNING"), server_thread(Settings(), router) as url:
+        result = await replay_file(url, SPEECH / "goforward.wav", speed=0)
+    assert result.error is None
+    (turn,) = result.turns
+    assert "forward" in turn.user_transcript and turn.assistant_transcript
+    assert turn.server_metrics["asr_model"] == "pocketsphinx-en-us"
+    assert any("faster-whisper" in r.getMessage() and "unavailable" in r.getMessage() for r in caplog.records)

@@ -276,18 +276,24 @@ async def test_truncated_model_bin_is_unavailable(tmp_path, no_hub):
     await rec.aclose()
 
 
-async def test_unavailable_model_surfaces_on_a_stream_too(tmp_path, no_hub):
+async def test_unavailable_model_is_refused_when_a_stream_opens(tmp_path, no_hub):
+    """Refused before any audio is pushed, so the router can fall back to the next recogniser."""
     model_dir = broken_copy(tmp_path)
     (model_dir / "preprocessor_config.json").write_text("{not json")
     rec = FasterWhisperRecognizer(config(model_dir=str(model_dir)))
     try:
-        stream = rec.stream()  # not started: the first transcription loads the model, and fails
         with pytest.raises(AdapterUnavailable, match="not valid JSON"):
-            await feed(stream, speech(seconds=0.6))
-            await stream.finish()
-        assert rec.metrics().errors == 1
+            rec.stream()  # not started: the directory is checked when the stream opens
     finally:
         await rec.aclose()
+    started = FasterWhisperRecognizer(config(model_dir=str(tmp_path / "missing")))
+    try:
+        with pytest.raises(AdapterUnavailable):
+            await started.start()
+        with pytest.raises(AdapterUnavailable, match="does not exist"):
+            started.stream()  # a failed start is remembered
+    finally:
+        await started.aclose()
 
 
 def test_valid_fixture_dir_passes_validation():

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jiwer
+import pytest
 
 from tests.helpers import MALFORMED, ROOT, SPEECH, transcripts
 from voice.replay import replay_file
@@ -58,3 +59,22 @@ def test_replay_cli_json_with_malformed_files():
     events = lines[:-1]
     assert all("file" in e and "type" in e for e in events)
     assert any(e["type"] == "response.output_audio.delta" and e["delta_bytes"] > 0 for e in events)
+
+
+@pytest.mark.parametrize("asr,model", [("faster-whisper", "faster-whisper"), ("pocketsphinx", "pocketsphinx-en-us")])
+def test_replay_cli_chooses_the_recogniser(asr, model):
+    args = [sys.executable, "-m", "voice", "replay", str(SPEECH / "goforward.wav"), "--json", "--speed", "0", "--asr", asr]
+    if asr == "faster-whisper":
+        args += ["--asr-model", str(ROOT / "fixtures" / "models" / "whisper-tiny-random")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(proc.stdout.splitlines()[-1])["files"]
+    (turn,) = entry["turns"]
+    assert turn["server_metrics"]["asr_model"] == model
+    assert turn["user_transcript"]  # the tiny random model's text is nonsense, but there is text
+
+
+def test_replay_cli_refuses_asr_with_url():
+    proc = subprocess.run([sys.executable, "-m", "voice", "replay", str(SPEECH / "goforward.wav"), "--url",
+                           "http://127.0.0.1:9", "--asr", "pocketsphinx"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2 and "--url" in proc.stderr

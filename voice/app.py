@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
+from router.api import build_admin_router
 from router.defaults import build_default_router
 from voice.auth import AuthError, bearer
 from voice.config import Settings
@@ -39,24 +40,26 @@ class ClientSecretRequest(BaseModel):
 
 def create_app(settings: Settings | None = None, router: ModelRouter | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    model_router = router or build_default_router(OpenAICompatConfig.from_env())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        model_router = router or build_default_router(OpenAICompatConfig.from_env())
         server = VoiceServer(settings, model_router)
         app.state.server = server
-        if settings.warmup:
-            await model_router.start()
+        # Always start the router (store, migrations, its tasks); warm-up only decides the speech engines.
+        owns_start = not model_router.started
+        await model_router.start(warm_speech=settings.warmup)
         try:
             yield
         finally:
             await close_calls(app)  # WebRTC: end the calls, close their peer connections
             await server.aclose()
-            if router is None:
+            if router is None or owns_start:
                 await model_router.aclose()
 
     app = FastAPI(title="SomaGent Voice", version="0.1.0", lifespan=lifespan,
                   description="Real-time voice conversations over the OpenAI Realtime protocol.")
+    app.include_router(build_admin_router(model_router))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

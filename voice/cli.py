@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -36,8 +37,15 @@ def _replay(args: argparse.Namespace) -> int:
     if args.speed < 0:
         print("somagent-voice: --speed must be >= 0 (0 sends as fast as possible)", file=sys.stderr)
         return 2
+    router = None
+    if args.asr or args.asr_model:
+        if args.url:
+            print("somagent-voice: --asr/--asr-model choose the in-process server's recogniser; "
+                  "with --url the server's speech_recognition profile decides", file=sys.stderr)
+            return 2
+        router = _replay_router(args.asr or "faster-whisper", args.asr_model)
     results = asyncio.run(replay(args.files, url=args.url, speed=args.speed, api_key=args.api_key,
-                                 sink=print_event(args.json)))
+                                 sink=print_event(args.json), router=router))
     summary = {"type": "summary", "files": [r.summary() for r in results]}
     if args.json:
         print(json.dumps(summary), flush=True)
@@ -46,6 +54,19 @@ def _replay(args: argparse.Namespace) -> int:
             status = f"error: {r.error}" if r.error else f"{len(r.turns)} turn(s)"
             print(f"{Path(r.file).name}: {status}")
     return 1 if any(r.error for r in results) else 0
+
+
+def _replay_router(asr: str, model_dir: str | None):
+    """The default router with the recogniser the user asked for (faster-whisper falls back to pocketsphinx)."""
+    from adapters.asr.faster_whisper import FasterWhisperConfig
+    from router.defaults import build_default_router
+
+    if asr == "pocketsphinx":
+        return build_default_router(whisper=None)
+    directory = model_dir or os.environ.get("SOMAGENT_WHISPER_MODEL", "")
+    if not directory:
+        raise SystemExit("somagent-voice: --asr faster-whisper needs --asr-model DIR or SOMAGENT_WHISPER_MODEL")
+    return build_default_router(whisper=FasterWhisperConfig.from_env(model_dir=directory))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--speed", type=float, default=1.0, help="1.0 = real time, 2.0 = twice as fast, 0 = no pacing")
     rep.add_argument("--json", action="store_true", help="one JSON object per line, the last being the summary")
     rep.add_argument("--api-key", help="bearer key for the server")
+    rep.add_argument("--asr", choices=["faster-whisper", "pocketsphinx"],
+                     help="recogniser of the in-process server (faster-whisper falls back to pocketsphinx)")
+    rep.add_argument("--asr-model", help="faster-whisper model directory (model.bin, config.json, tokenizer.json ...)")
     rep.set_defaults(func=_replay)
     return parser
 

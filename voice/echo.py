@@ -14,8 +14,8 @@ So with no echo at all an onset needs -40 dBFS (ordinary speech into a headset o
 frames the gate saw; they are left out of the estimate so that the user's own voice does not raise the bar.
 
 The VAD often fires on the quiet first syllable or the breath before it (webrtcvad triggers near -58 dBFS),
-so a refused onset is held, not forgotten: while that utterance lasts, `confirm(frame)` checks the newest
-CONFIRM_FRAMES frames (60 ms) against the same bar, and the first time they clear it the barge-in goes ahead.
+so a refused onset is held, not forgotten: while that utterance lasts, `confirm(frame)` checks its frames
+against the same bar, and once CONFIRM_FRAMES consecutive frames (60 ms) all clear it the barge-in goes ahead.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class EchoGate:
         self.last_decision: dict[str, float | bool] | None = None
         self.pending = False  # an onset was refused and its utterance is still being checked
         self._bar_dbfs = 0.0
-        self._recent: deque[np.ndarray] = deque(maxlen=CONFIRM_FRAMES)
+        self._recent: deque[float] = deque(maxlen=CONFIRM_FRAMES)  # levels of the held utterance's newest frames
 
     def observe(self, frame: np.ndarray) -> None:
         """A frame heard while the agent is audible and the user is not speaking: echo (or room noise)."""
@@ -84,8 +84,8 @@ class EchoGate:
         """A frame of the utterance whose onset was refused: True (once) when the speech clears the bar after all."""
         if not self.pending:
             return False
-        self._recent.append(np.asarray(frame, dtype=np.int16))
-        if len(self._recent) < CONFIRM_FRAMES or rms_dbfs(np.concatenate(self._recent)) < self._bar_dbfs:
+        self._recent.append(rms_dbfs(frame))
+        if len(self._recent) < CONFIRM_FRAMES or min(self._recent) < self._bar_dbfs:
             return False
         self.pending = False
         if self.last_decision is not None:

@@ -196,13 +196,15 @@ async def _wait_idle(tracker: _Tracker, timeout_s: float) -> None:
 
 
 async def replay(files: list[str], *, url: str | None = None, speed: float = 1.0, api_key: str | None = None,
-                 sink: EventSink | None = None, session: dict[str, Any] | None = None) -> list[FileResult]:
-    """Replay files one after another; without `url` an in-process server on a free loopback port serves them."""
+                 sink: EventSink | None = None, session: dict[str, Any] | None = None,
+                 router: Any = None) -> list[FileResult]:
+    """Replay files one after another; without `url` an in-process server on a free loopback port serves them
+    (with `router` when given, else the default one)."""
     async with AsyncExitStack() as stack:
         if url is None:
             from voice.app import create_app
             from voice.serving import running_server
-            url = await stack.enter_async_context(running_server(create_app()))
+            url = await stack.enter_async_context(running_server(create_app(router=router)))
         return [await replay_file(url, f, speed=speed, api_key=api_key, sink=sink, session=session) for f in files]
 
 

@@ -13,7 +13,8 @@ class PcmCapture extends AudioWorkletProcessor {
     this.hsum = 0;
     this.prev = 0; // the last filtered sample of the previous block
     this.pos = 0; // fractional read position into the filtered stream, relative to `prev`
-    this.chunk = new Int16Array(Math.round(this.target * 0.02));
+    this.size = Math.round(this.target * 0.02);
+    this.chunk = new Int16Array(this.size);
     this.fill = 0;
   }
 
@@ -36,9 +37,9 @@ class PcmCapture extends AudioWorkletProcessor {
       const b = filtered[i];
       const s = Math.max(-1, Math.min(1, a + (b - a) * frac));
       this.chunk[this.fill++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.fill === this.chunk.length) {
-        this.port.postMessage(this.chunk.buffer, [this.chunk.buffer]);
-        this.chunk = new Int16Array(this.chunk.length);
+      if (this.fill === this.size) {
+        this.port.postMessage(this.chunk.buffer, [this.chunk.buffer]); // transferred: detached here
+        this.chunk = new Int16Array(this.size);
         this.fill = 0;
       }
       this.pos += this.ratio;

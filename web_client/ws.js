@@ -66,6 +66,9 @@ export async function connectWebSocket({ token, mic, session, onEvent, onState, 
   ws.addEventListener("message", keep);
 
   const ctx = new AudioContext();
+  window.sgv.audioContext = ctx;
+  window.sgv.chunksSent = 0;
+  ctx.resume().catch(() => {}); // created after an await: make sure it runs
   await ctx.audioWorklet.addModule("/static/worklet.js");
   const out = ctx.createGain();
   out.connect(ctx.destination);
@@ -86,6 +89,7 @@ export async function connectWebSocket({ token, mic, session, onEvent, onState, 
     if (ws.readyState !== WebSocket.OPEN) return;
     const pcm = muted ? new Int16Array(e.data.byteLength >> 1) : e.data; // silence keeps turn-taking going
     ws.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(pcm.buffer || pcm) }));
+    window.sgv.chunksSent += 1;
   };
 
   let closed = false;

@@ -276,6 +276,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         self._running: set[asyncio.Task] = set()
         self._streams: weakref.WeakSet[FasterWhisperStream] = weakref.WeakSet()
         self._closed = False
+        self._unavailable: AdapterUnavailable | None = None
         self._waits: deque[float] = deque(maxlen=1024)
         self._inference: deque[float] = deque(maxlen=1024)
         self._calls = self._errors = self._max_depth = self._loads = 0
@@ -299,7 +300,11 @@ class FasterWhisperRecognizer(SpeechRecognizer):
     async def start(self) -> None:
         if self._closed:
             raise AdapterError("recognizer is closed")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        except AdapterUnavailable as exc:
+            self._unavailable = exc  # streams are refused at once, so the router falls back before any audio
+            raise
         self._ensure_dispatcher()
 
     # -- scheduling
@@ -387,6 +392,10 @@ class FasterWhisperRecognizer(SpeechRecognizer):
     def stream(self) -> FasterWhisperStream:
         if self._closed:
             raise AdapterError("recognizer is closed")
+        if self._unavailable is not None:
+            raise self._unavailable
+        if self._model is None:
+            validate_model_dir(self.config.model_dir)  # cheap file checks: a missing or broken model is refused here
         stream = FasterWhisperStream(self)
         self._streams.add(stream)
         return stream

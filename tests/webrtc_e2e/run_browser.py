@@ -115,6 +115,8 @@ async def denied(page, base: str, args: argparse.Namespace, out: dict[str, Any])
     out["status"] = await page.get_by_test_id("status").inner_text()
     out["banner"] = await page.locator("#banner").inner_text()
     out["connect_enabled"] = await page.get_by_test_id("connect").is_enabled()
+    if args.shot:
+        await page.screenshot(path=args.shot)
     out["sessions"] = await live_sessions(base, 1.0)
 
 

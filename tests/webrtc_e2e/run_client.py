@@ -62,6 +62,7 @@ class MicTrack(AgentAudioTrack):
         self.enqueued_total = 0
         self._marks: list[tuple[int, str]] = []
         self.mark_times: dict[str, float] = {}
+        self.sent_at: list[float] = []  # when each 20 ms frame left (index = frame number since the call began)
 
     def play(self, pcm: np.ndarray, marks: dict[str, int] | None = None) -> None:
         for name, offset in (marks or {}).items():
@@ -73,6 +74,7 @@ class MicTrack(AgentAudioTrack):
         frame = await super().recv()
         sent = self.enqueued_total - self.queued_samples
         now = time.perf_counter()
+        self.sent_at.append(now)
         for mark in [m for m in self._marks if m[0] <= sent]:
             self.mark_times[mark[1]] = now
             self._marks.remove(mark)
@@ -334,7 +336,9 @@ async def tabclose(base: str, app) -> dict[str, Any]:
 
 
 async def bench(base: str, app, files: list[str]) -> dict[str, Any]:
-    """Voice-to-voice on the caller's clock: last voiced audio sent -> first loud frame of the reply received."""
+    """Voice-to-voice on the caller's clock, per file: from the moment the last voiced 20 ms of the clip left the
+    microphone track to the first loud frame of the reply on the received track. The reply is then cleared
+    (output_audio_buffer.clear) so the next file follows without waiting for the whole answer to play."""
     c = Caller(base)
     await c.connect()
     await c.wait(is_type("session.created"))
@@ -345,15 +349,34 @@ async def bench(base: str, app, files: list[str]) -> dict[str, Any]:
         pcm = speech48(name)
         mark = f"{name}-{len(turns)}"
         c.mic.play(np.concatenate([pcm, np.zeros(RATE // 2, np.int16)]), marks={mark: last_voiced_sample(pcm)})
-        _, done = await c.wait(lambda e: e["type"] == "response.done", 60)
-        rid = done["response"]["id"]
-        await c.wait(is_type("output_audio_buffer.stopped", response_id=rid), 60)
+        _, stopped = await c.wait(is_type("input_audio_buffer.speech_stopped"), 60)
+        _, created = await c.wait(is_type("response.created"), 60)
+        rid = created["response"]["id"]
+        started_at, _ = await c.wait(is_type("output_audio_buffer.started", response_id=rid), 30)
+        deadline = time.perf_counter() + 10
+        while (first := c.first_loud_after(max(started_at - 0.5, c.mic.mark_times.get(mark, 0.0)))) is None:
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        c.send({"type": "output_audio_buffer.clear"})
+        await c.wait(lambda e: e["type"] == "response.done" and e["response"]["id"] == rid, 30, anywhere=True)
+        try:
+            _, metrics = await c.wait(lambda e: e["type"] == "somagent.turn.metrics" and e.get("response_id") == rid,
+                                      5, anywhere=True)
+        except TimeoutError:
+            metrics = {}
         sent = c.mic.mark_times.get(mark)
-        first = c.first_loud_after(sent) if sent is not None else None
-        metrics = next((e for _, e in c.events if e["type"] == "somagent.turn.metrics" and e.get("response_id") == rid), {})
-        turns.append({"file": name, "client_v2v_ms": None if first is None else round((first - sent) * 1000, 1),
+        # the frame that ends at the server's audio_end_ms (the server counts audio from the call's first frame)
+        end_frame = stopped["audio_end_ms"] // 20 - 1
+        end_sent = c.mic.sent_at[end_frame] if 0 <= end_frame < len(c.mic.sent_at) else None
+        turns.append({"file": name,
+                      "client_v2v_ms": None if first is None or sent is None else round((first - sent) * 1000, 1),
+                      "client_v2v_from_audio_end_ms": None if first is None or end_sent is None
+                      else round((first - end_sent) * 1000, 1),
                       "server_v2v_ms": metrics.get("voice_to_voice_ms")})
-        await asyncio.sleep(0.5)
+        while c.mic.queued_samples:  # the clip's trailing silence
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
     await c.hangup()
     await c.close()
     return {"turns": turns}

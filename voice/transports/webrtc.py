@@ -43,6 +43,7 @@ from starlette.datastructures import UploadFile
 
 from voice.auth import AuthError, Principal, bearer
 from voice.config import Settings
+from voice.ids import new_id
 from voice.server import VoiceServer
 from voice.session import RealtimeSession
 from voice.session_config import merge
@@ -318,7 +319,6 @@ class Call:
         self._inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self._closing: asyncio.Task | None = None
-        self._done = asyncio.Event()
 
     # -- setup ------------------------------------------------------------------------------
     async def answer(self, offer_sdp: str) -> str:
@@ -388,7 +388,7 @@ class Call:
 
     # -- events ------------------------------------------------------------------------------
     def send_event(self, event: dict[str, Any]) -> None:
-        event.setdefault("event_id", "event_" + secrets.token_hex(10))
+        event.setdefault("event_id", new_id("event"))
         text = json.dumps(event, separators=(",", ":"))
         channel = self.channel
         if channel is not None and channel.readyState == "open":
@@ -508,7 +508,6 @@ class Call:
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT_S)
         except (asyncio.TimeoutError, Exception) as exc:
             log.warning("call %s: peer connection close: %r", self.id, exc)
-        self._done.set()
 
 
 # -- all calls ------------------------------------------------------------------------------------
