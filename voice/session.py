@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,8 @@ class RealtimeSession:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
-        self.ctx = CallContext(self.ctx.tenant, self.ctx.persona, self.ctx.conversation_id or new_id("conv"), self.id)
+        persona = self.config.somagent.persona if self.config.somagent is not None else self.ctx.persona
+        self.ctx = CallContext(self.ctx.tenant, persona, self.ctx.conversation_id or new_id("conv"), self.id)
         self.max_event_bytes = max_event_bytes
         self._clock = clock
         self.outbox: asyncio.Queue[dict[str, Any] | object] = asyncio.Queue()
@@ -162,6 +164,10 @@ class RealtimeSession:
         if new.audio.input.format != old_format:
             self._decoder = InputDecoder(new.audio.input.format)
         self.turns.apply_config()
+        persona = new.somagent.persona if new.somagent is not None else None
+        if persona != self.ctx.persona:
+            self.ctx = replace(self.ctx, persona=persona)
+            self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
         self.emit({"type": "session.updated", "session": self.config.wire()})
 
     async def _append(self, event: dict[str, Any]) -> None:

@@ -91,9 +91,11 @@ class AudioConfig(_Model):
 
 
 class SomagentOptions(_Model):
-    """Our additions. `events` turns on `somagent.*` events (partials, metrics, analytics) for this session."""
+    """Our additions. `events` turns on `somagent.*` events (partials, metrics, analytics) for this session;
+    `persona` names the persona whose overrides and SLAs the router applies to this conversation."""
 
     events: bool = False
+    persona: str | None = Field(None, min_length=1, max_length=128)
 
 
 class SessionConfig(BaseModel):

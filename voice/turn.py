@@ -61,7 +61,7 @@ class TurnController:
                  config: Callable[[], SessionConfig], clock: Callable[[], float] = time.monotonic) -> None:
         self._emit = emit
         self._router = router
-        self._ctx = ctx
+        self.ctx = ctx
         self._conversation = conversation
         self._config = config
         self._clock = clock
@@ -154,7 +154,7 @@ class TurnController:
 
     def _open_stream(self) -> None:
         self._item_id = new_id("item")
-        for recognizer in self._router.recognizers(self._ctx):
+        for recognizer in self._router.recognizers(self.ctx):
             try:
                 self._stream = recognizer.stream()
                 self._asr_model = recognizer.name
@@ -297,7 +297,7 @@ class TurnController:
         )
 
     def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:
-        run = ResponseRun(emit=self._emit, router=self._router, ctx=self._ctx, conversation=self._conversation,
+        run = ResponseRun(emit=self._emit, router=self._router, ctx=self.ctx, conversation=self._conversation,
                           options=options, encoder=OutputEncoder(self._config().audio.output.format),
                           metrics=metrics, clock=self._clock)
         if options.conversation == "auto":
