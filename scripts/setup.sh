@@ -31,3 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# Compile the numba kernels into their cache now (seconds when already cached), so the first server
+# start and the first test do not pay for it.
+.venv/bin/python -c "import dsp; print(f'setup: dsp kernels ready in {dsp.warmup():.1f} s')"

@@ -40,7 +40,7 @@ def server_thread(settings: Settings | None = None, router: Any = None) -> Itera
     server = uvicorn.Server(uvicorn_config(create_app(settings or Settings(), router), "127.0.0.1", port, "warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a cold numba cache compiles the dsp kernels at start
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")

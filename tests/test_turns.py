@@ -106,3 +106,22 @@ async def test_silero_vad_chosen_per_session(server_url):
                                session={"audio": {"input": {"turn_detection": {"type": "server_vad", "vad": "silero"}}}})
     assert result.error is None and not result.session_errors
     assert len(result.turns) == 1 and "forward" in result.turns[0].user_transcript
+
+
+async def test_audio_features_event_per_utterance(server_url):
+    pcm, rate = speech("goforward.wav")
+    async with RealtimeClient(server_url) as client:
+        await client.recv(timeout=10)
+        await client.update_session(somagent={"events": True})
+        await client.stream_audio(np.concatenate([pcm, np.zeros(rate, np.int16)]), rate, speed=0)
+        events = await collect_until(client, lambda e: e["type"] == "somagent.turn.metrics", timeout=60)
+    kinds = types(events)
+    features = next(e for e in events if e["type"] == "somagent.audio.features")
+    assert kinds.index("somagent.audio.features") < kinds.index("input_audio_buffer.committed")
+    assert features["item_id"] == next(e for e in events if e["type"] == "input_audio_buffer.committed")["item_id"]
+    assert features["label"] == "normal"
+    assert -40 < features["mean_rms_dbfs"] < -5 and features["peak_rms_dbfs"] >= features["mean_rms_dbfs"]
+    assert 1.0 < features["duration_s"] < 4.0 and 1.0 < features["speech_rate_hz"] < 9.0
+    assert 0.0 < features["mean_spectral_entropy"] < 1.0
+    assert events[-1]["audio"] == {k: v for k, v in features.items() if k not in ("type", "item_id", "event_id")}
+    assert not any("audio" in k and isinstance(v, str) and len(v) > 1000 for k, v in features.items())  # no raw audio

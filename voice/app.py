@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+import dsp
 from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
 from router.api import build_admin_router
@@ -47,6 +49,9 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         server = VoiceServer(settings, model_router)
         app.state.server = server
         # Always start the router (store, migrations, its tasks); warm-up only decides the speech engines.
+        if settings.warmup:  # compile (or load cached) numba kernels now, not on the first live turn
+            app.state.dsp_warmup_s = await asyncio.to_thread(dsp.warmup)
+            log.info("dsp kernels ready in %.2f s", app.state.dsp_warmup_s)
         owns_start = not model_router.started
         await model_router.start(warm_speech=settings.warmup)
         try:

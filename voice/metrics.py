@@ -22,6 +22,7 @@ class TurnMetrics:
     first_audio: float | None = None  # first output audio delta sent
     response_id: str | None = None
     asr_model: str | None = None
+    audio: dict[str, Any] | None = None  # the utterance's energy analytics (no audio)
 
     def breakdown(self) -> dict[str, float | None]:
         return {
@@ -35,4 +36,4 @@ class TurnMetrics:
 
     def event(self) -> dict[str, Any]:
         return {"type": "somagent.turn.metrics", "item_id": self.item_id, "response_id": self.response_id,
-                "asr_model": self.asr_model, **self.breakdown()}
+                "asr_model": self.asr_model, **self.breakdown(), "audio": self.audio}

@@ -21,7 +21,7 @@ import numpy as np
 
 from adapters.asr.base import RecognitionStream
 from adapters.errors import AdapterError
-from dsp import FRAME_SAMPLES
+from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
 from voice.codec import OutputEncoder
@@ -66,6 +66,8 @@ class TurnController:
         self._config = config
         self._clock = clock
         self._vad: FrameVad = make_frame_vad("webrtc")
+        self._features = StreamingFeatures()  # O(n_fft) state; per-utterance analytics keep sums only
+        self._analytics = UtteranceAnalytics()
         self._endpointer: Endpointer | None = None
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
@@ -127,10 +129,12 @@ class TurnController:
 
     async def _on_frame(self, frame: np.ndarray, arrived_at: float) -> None:
         self._buffer_ms += FRAME_MS
+        features = self._features.push(frame)  # the same 16 kHz frame the VAD reads, never a second copy
         ep = self._endpointer
         if ep is None:  # manual turns: everything goes to the recogniser
             if self._stream is None:
                 self._open_stream()
+            self._analytics.add(features)
             await self._push(frame)
             return
         voiced = self._vad.is_speech(frame)
@@ -139,6 +143,8 @@ class TurnController:
             self.echo.observe(frame)  # echo gate (issue 5): agent audible, user silent: this is echo level
         event = ep.push(frame, voiced)
         self._arrivals.append((ep.now_ms, arrived_at))
+        if ep.in_speech:
+            self._analytics.add(features)
         if isinstance(event, SpeechStarted):
             await self._speech_started(event)
         elif isinstance(event, SpeechStopped):
@@ -225,6 +231,9 @@ class TurnController:
     def _commit(self, metrics: TurnMetrics, *, create_response: bool) -> None:
         item = Item(id=self._item_id or new_id("item"), role="user", kind="input_audio", text=None)
         metrics.item_id = item.id
+        metrics.audio = self._analytics.summary().to_dict()
+        self._analytics.reset()
+        self._emit({"type": "somagent.audio.features", "item_id": item.id, **metrics.audio})
         prev = self._conversation.add(item)
         self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item.id})
         self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": item.wire()})
@@ -239,6 +248,7 @@ class TurnController:
             await self._stream.aclose()
         self._stream, self._item_id, self._buffer_ms = None, None, 0.0
         self._carry = np.zeros(0, dtype=np.int16)
+        self._analytics.reset()
         if self._endpointer is not None:
             self._endpointer.reset()
 
