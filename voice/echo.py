@@ -16,6 +16,11 @@ frames the gate saw; they are left out of the estimate so that the user's own vo
 The VAD often fires on the quiet first syllable or the breath before it (webrtcvad triggers near -58 dBFS),
 so a refused onset is held, not forgotten: while that utterance lasts, `confirm(frame)` checks its frames
 against the same bar, and once CONFIRM_FRAMES consecutive frames (60 ms) all clear it the barge-in goes ahead.
+
+Limits: the gate learns the echo level from the input alone. Until it has heard some echo, the bar is the floor
+(-40 dBFS for an onset), so loud echo without browser echo cancellation can still interrupt at the start of a
+reply. And a refused onset only keeps the agent talking: the utterance is still transcribed and answered as a
+user turn (the turn controller decides that, not this gate).
 """
 
 from __future__ import annotations

@@ -103,7 +103,10 @@ function showLatency(responseId, ms) {
 }
 
 // -- protocol events -------------------------------------------------------------------------------
+const seen = (window.sgv.events = []); // the last event types, for tests and debugging
 function onEvent(ev) {
+  seen.push(ev.type);
+  if (seen.length > 300) seen.shift();
   switch (ev.type) {
     case "input_audio_buffer.speech_started":
       userMessage(ev.item_id);

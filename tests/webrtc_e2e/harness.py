@@ -15,7 +15,7 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "py
 
 def run_result(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `cmd` from the repo root; return its RESULT object, or raise with the tail of its output."""
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, **(env or {})})
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):

@@ -172,7 +172,7 @@ class Caller:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_loud_frames(self, count: int, since: float, timeout: float = 20.0) -> None:
@@ -221,6 +221,10 @@ async def live_sessions(base: str, settle_s: float = 5.0) -> int:
 
 def is_type(kind: str, **fields: Any):
     return lambda e: e.get("type") == kind and all(e.get(k) == v for k, v in fields.items())
+
+
+def is_response_done(response_id: str):
+    return lambda e: e.get("type") == "response.done" and e["response"]["id"] == response_id
 
 
 # -- scenarios ------------------------------------------------------------------------------------
@@ -279,7 +283,7 @@ async def bargein(base: str, app) -> dict[str, Any]:
     c.mic.play(speech48("goforward.wav"))
     # the reply may be fully generated already (completed) or still running (cancelled, turn_detected)
     cleared_at, cleared = await c.wait(is_type("output_audio_buffer.cleared"), 30)
-    _, done = await c.wait(lambda e: e["type"] == "response.done" and e["response"]["id"] == rid, 10, anywhere=True)
+    _, done = await c.wait(is_response_done(rid), 10, anywhere=True)
     out["response_status"] = done["response"]["status"]
     out["status_details"] = done["response"]["status_details"]
     out["cleared_response_id_matches"] = cleared["response_id"] == rid
@@ -309,7 +313,7 @@ async def clear(base: str, app) -> dict[str, Any]:
     started_at, rid = await _long_reply(c)
     c.send({"type": "output_audio_buffer.clear", "event_id": "evt_clear"})
     cleared_at, _ = await c.wait(is_type("output_audio_buffer.cleared"), 10, anywhere=True)
-    _, done = await c.wait(lambda e: e["type"] == "response.done" and e["response"]["id"] == rid, 10, anywhere=True)
+    _, done = await c.wait(is_response_done(rid), 10, anywhere=True)
     out["response_status"] = done["response"]["status"]
     out["status_details"] = done["response"]["status_details"]
     await asyncio.sleep(1.0)
@@ -359,10 +363,9 @@ async def bench(base: str, app, files: list[str]) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.01)
         c.send({"type": "output_audio_buffer.clear"})
-        await c.wait(lambda e: e["type"] == "response.done" and e["response"]["id"] == rid, 30, anywhere=True)
+        await c.wait(is_response_done(rid), 30, anywhere=True)
         try:
-            _, metrics = await c.wait(lambda e: e["type"] == "somagent.turn.metrics" and e.get("response_id") == rid,
-                                      5, anywhere=True)
+            _, metrics = await c.wait(is_type("somagent.turn.metrics", response_id=rid), 5, anywhere=True)
         except TimeoutError:
             metrics = {}
         sent = c.mic.mark_times.get(mark)
