@@ -181,8 +181,13 @@ async def test_echo_gate_keeps_the_agent_talking_over_its_own_echo():
         assert len(audio) > 24000 * 20  # a long reply, still playing while the echo comes back
         session = next(iter(app.state.server.sessions.values()))
         echo = audio[:24000 * 4].astype(np.float64) * 10 ** ((-55 - rms_dbfs(audio)) / 20)  # residual echo
-        await client.stream_audio(echo.astype(np.int16), 24000)
+        await client.stream_audio(np.concatenate([echo.astype(np.int16), np.zeros(12000, np.int16)]), 24000)
+        suppressed = await collect_until(client, lambda e: e["type"] == "somagent.echo.suppressed", 30)
+        assert suppressed[-1]["allowed"] is False
+        # the echo is not a user turn: nothing committed, transcribed or answered
+        assert not [e for e in suppressed if e["type"] in ("input_audio_buffer.committed", "response.created")]
         turns = session.turns
+        assert turns.user_turns == 0
         assert turns.false_barge_ins >= 1, turns.echo.last_decision
         assert turns.barge_ins == 0
         assert turns.echo.frames_observed > 0

@@ -204,10 +204,23 @@ class TurnController:
     async def _speech_stopped(self, event: SpeechStopped) -> None:
         self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": event.audio_end_ms,
                     "item_id": self._item_id})
+        if self.echo.pending:  # the whole utterance stayed at the echo level: the agent heard itself
+            await self._drop_echo(event)
+            return
         metrics = TurnMetrics(item_id=self._item_id or "", speech_end=self._arrival_of(event.audio_end_ms),
                               end_of_turn=self._clock())
         td = self._turn_detection()
         self._commit(metrics, create_response=bool(td is not None and td.create_response))
+
+    async def _drop_echo(self, event: SpeechStopped) -> None:
+        """Not a user turn: nothing is committed, transcribed or answered."""
+        self.echo.pending = False
+        if self._stream is not None:
+            await self._stream.aclose()
+        self._emit({"type": "somagent.echo.suppressed", "item_id": self._item_id, "audio_end_ms": event.audio_end_ms,
+                    **(self.echo.last_decision or {})})
+        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._analytics.reset()
 
     def _arrival_of(self, audio_ms: int) -> float | None:
         for end_ms, arrived in reversed(self._arrivals):
