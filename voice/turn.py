@@ -82,7 +82,7 @@ class TurnController:
         self._response_waiters: set[asyncio.Task] = set()
         self.metrics: deque[TurnMetrics] = deque(maxlen=MAX_METRICS)
         self.user_turns = 0
-        # echo gate (issue 5): an onset during agent playback interrupts only when clearly louder than the echo
+        # echo gate: an onset during agent playback interrupts only when clearly louder than the echo
         self.echo = EchoGate()
         self.barge_ins = 0  # onsets during playback that interrupted the agent
         self.false_barge_ins = 0  # onsets during playback the echo gate refused (taken for the agent's echo)
@@ -140,7 +140,7 @@ class TurnController:
         voiced = self._vad.is_speech(frame)
         was_speaking = ep.in_speech
         if not was_speaking and self.response is not None and self.response.is_audible():
-            self.echo.observe(frame)  # echo gate (issue 5): agent audible, user silent: this is echo level
+            self.echo.observe(frame)  # echo gate: agent audible, user silent: this is echo level
         event = ep.push(frame, voiced)
         self._arrivals.append((ep.now_ms, arrived_at))
         if ep.in_speech:
@@ -151,7 +151,7 @@ class TurnController:
             await self._speech_stopped(event)
         elif was_speaking:
             await self._push(frame)
-            # echo gate (issue 5): a held onset whose speech proves clearly louder than the echo is a barge-in after all
+            # echo gate: a held onset whose speech proves clearly louder than the echo is a barge-in after all
             if self.echo.pending and self.echo.confirm(frame) and self.response is not None \
                     and self.response.is_audible():
                 self.false_barge_ins -= 1
@@ -190,7 +190,7 @@ class TurnController:
                     "item_id": self._item_id})
         td = self._turn_detection()
         if td is not None and td.interrupt_response:
-            # echo gate (issue 5): during playback, an onset no louder than the echo is not a barge-in
+            # echo gate: during playback, an onset no louder than the echo is not a barge-in
             audible = self.response is not None and self.response.is_audible()
             if audible and not self.echo.allow_barge_in(event.prefix[-self._endpointer.start_frames:]):
                 self.false_barge_ins += 1  # held: _on_frame lets it through if the speech grows clearly louder
