@@ -187,10 +187,10 @@ def frame_stats(frame, threshold):
     crossings = 0
     clipped = 0
     n = frame.shape[0]
-    for i in range(1, n):
-        crossings += (frame[i] < -threshold) != (frame[i - 1] < -threshold)
-    for v in frame:
-        clipped += (v >= CLIP_LEVEL) | (v <= -CLIP_LEVEL)
+    for i in range(1, n):  # integer xor/abs compare: both loops vectorise
+        crossings += np.int64(frame[i] < -threshold) ^ np.int64(frame[i - 1] < -threshold)
+    for i in range(n):
+        clipped += np.int64(abs(frame[i]) >= CLIP_LEVEL)
     i = 0
     while i + 4 <= n:
         s0 += frame[i] * frame[i]

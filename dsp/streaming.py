@@ -88,6 +88,11 @@ class FeatureFrames:
         return self._row(4)
 
 
+_new_frames = object.__new__
+_set_data = FeatureFrames.data.__set__  # slot descriptors: no frozen-dataclass __setattr__ detour
+_set_config = FeatureFrames.config.__set__
+
+
 @functools.lru_cache(maxsize=32)
 def stream_plan(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """The constant tables of one configuration packed into (fplan float64, iplan int64)."""
@@ -119,7 +124,7 @@ class StreamingFeatures:
     stream unchanged.
     """
 
-    __slots__ = ("_empty", "_fplan", "_iplan", "_none", "_pushed", "_rows", "_state", "config")
+    __slots__ = ("_due", "_empty", "_fplan", "_hop", "_iplan", "_n_fft", "_none", "_rows", "_state", "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
                  n_mfcc: int = 13, fmin: float = 0.0, fmax: float | None = None) -> None:
@@ -128,11 +133,13 @@ class StreamingFeatures:
         self._fplan, self._iplan = stream_plan(self.config)
         self._state = np.zeros(kernels.state_size(self.config.n_fft, self.config.n_mels, self.config.n_mfcc))
         self._rows = kernels.n_features(self.config.n_mels, self.config.n_mfcc)
+        self._n_fft = self.config.n_fft
+        self._hop = self.config.hop_length
         self._none = np.empty((self._rows, 0), np.float32)  # the kernel's output when nothing completes
         empty = self._none.view()
         empty.flags.writeable = False
         self._empty = FeatureFrames(empty, self.config)
-        self._pushed = 0  # samples so far: the frame count is known before the kernel runs
+        self._due = self._n_fft  # samples still needed to complete the next frame
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
@@ -145,27 +152,30 @@ class StreamingFeatures:
             pcm = pcm.astype(np.float32)
         elif char != "h" and char != "f":
             raise TypeError(f"pcm must be int16, float32 or float64, not {pcm.dtype}")
-        if pcm.ndim != 1 or not pcm.flags.c_contiguous:
-            if pcm.ndim != 1:
-                raise ValueError(f"pcm must be mono 1-D, got shape {pcm.shape}")
+        if pcm.ndim != 1:
+            raise ValueError(f"pcm must be mono 1-D, got shape {pcm.shape}")
+        if pcm.strides[0] != pcm.itemsize:  # non-contiguous (a strided view): one compiled layout only
             pcm = np.ascontiguousarray(pcm)
-        c = self.config
-        before, after = self._pushed, self._pushed + pcm.shape[0]
-        n = 0 if after < c.n_fft else 1 + (after - c.n_fft) // c.hop_length
-        if before >= c.n_fft:
-            n -= 1 + (before - c.n_fft) // c.hop_length
-        data = np.empty((self._rows, n), np.float32) if n else self._none
-        kernels.stream_push(pcm, self._fplan, self._iplan, self._state, data)
-        self._pushed = after
-        if not n:
+        # the frame count is known before the kernel runs: frame k completes at sample n_fft + k*hop
+        due = self._due - pcm.shape[0]
+        if due > 0:
+            kernels.stream_push(pcm, self._fplan, self._iplan, self._state, self._none)
+            self._due = due
             return self._empty
-        data.flags.writeable = False
-        return FeatureFrames(data, c)
+        n = 1 + (-due) // self._hop
+        data = np.empty((self._rows, n), np.float32)
+        kernels.stream_push(pcm, self._fplan, self._iplan, self._state, data)
+        self._due = due + n * self._hop
+        data.setflags(write=False)
+        frames = _new_frames(FeatureFrames)  # = FeatureFrames(data, config), minus the frozen __init__'s cost
+        _set_data(frames, data)
+        _set_config(frames, self.config)
+        return frames
 
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
         self._state[:] = 0.0
-        self._pushed = 0
+        self._due = self._n_fft
 
     @property
     def state_nbytes(self) -> int:
