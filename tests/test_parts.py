@@ -3,6 +3,7 @@
 from datetime import datetime, timezone
 
 import numpy as np
+import pytest
 
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.base import ChatMessage, ChatRequest
@@ -119,3 +120,35 @@ async def test_espeak_reads_text_from_stdin_never_as_options():
     assert len(audio) / tts.sample_rate > 1.0  # the whole line was spoken, options and all
     assert np.abs(audio).max() > 1000
     assert [b async for b in tts.synthesize("   ")] == []
+
+
+def test_sentence_splitter_first_piece_ends_at_first_soft_break():
+    s = SentenceSplitter()
+    out = []
+    for word in "I heard: eight of spades, four of clubs. Then more, and more.".split(" "):
+        out += s.feed(word + " ")
+    out += s.flush()
+    assert out == ["I heard:", "eight of spades, four of clubs.", "Then more, and more."]
+
+
+async def test_pocketsphinx_worker_crash_fails_one_utterance_then_recovers():
+    from adapters.asr.pocketsphinx import PocketsphinxConfig
+    from adapters.errors import AdapterError
+
+    rec = PocketsphinxRecognizer(PocketsphinxConfig(workers=1))
+    await rec.start()
+    pcm, _ = speech("goforward.wav")
+    try:
+        doomed = rec.stream()
+        await doomed.push(pcm[:3200])
+        rec._workers[0]._process.kill()  # the decoding process dies mid-utterance
+        with pytest.raises(AdapterError):
+            for i in range(3200, len(pcm), 320):
+                await doomed.push(pcm[i:i + 320])
+            await doomed.finish()
+        fresh = rec.stream()  # a new worker is started for the next utterance
+        for i in range(0, len(pcm), 320):
+            await fresh.push(pcm[i:i + 320])
+        assert (await fresh.finish()).text.startswith("go forward")
+    finally:
+        await rec.aclose()

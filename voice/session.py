@@ -60,6 +60,7 @@ class RealtimeSession:
         self._pcm_resampler: StreamResampler | None = None  # push_pcm (media transports)
         self.closed = False
         self.errors_sent = 0
+        self._handlers = self._handler_table()
 
     # -- outbound -----------------------------------------------------------------------------
     @property
@@ -118,7 +119,7 @@ class RealtimeSession:
             self.error("invalid_event", "an event must be a JSON object with a string 'type'", param="type")
             return
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        handler = self._handlers().get(event["type"])
+        handler = self._handlers.get(event["type"])
         if handler is None:
             self.error("unknown_event_type", f"unsupported event type {event['type']!r}", param="type", event_id=event_id)
             return
@@ -131,7 +132,7 @@ class RealtimeSession:
             self.error("server_error", f"internal error handling {event['type']}: {exc}", event_id=event_id,
                        type_="server_error")
 
-    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    def _handler_table(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         return {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.base import RecognitionStream
 from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
@@ -30,6 +29,7 @@ from voice.echo import EchoGate
 from voice.endpointer import FRAME_MS, Endpointer, SpeechStarted, SpeechStopped
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
+from voice.recognition import BackgroundRecognition
 from voice.response import ResponseOptions, ResponseRun
 from voice.session_config import SessionConfig
 
@@ -49,7 +49,7 @@ class UserState(StrEnum):
 @dataclass
 class _Turn:
     item: Item
-    stream: RecognitionStream | None
+    stream: BackgroundRecognition | None
     asr_model: str | None
     metrics: TurnMetrics
     create_response: bool
@@ -71,7 +71,7 @@ class TurnController:
         self._endpointer: Endpointer | None = None
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
-        self._stream: RecognitionStream | None = None
+        self._stream: BackgroundRecognition | None = None
         self._asr_model: str | None = None
         self._item_id: str | None = None
         self._buffer_ms = 0.0
@@ -135,7 +135,7 @@ class TurnController:
             if self._stream is None:
                 self._open_stream()
             self._analytics.add(features)
-            await self._push(frame)
+            self._push(frame)
             return
         voiced = self._vad.is_speech(frame)
         was_speaking = ep.in_speech
@@ -150,7 +150,7 @@ class TurnController:
         elif isinstance(event, SpeechStopped):
             await self._speech_stopped(event)
         elif was_speaking:
-            await self._push(frame)
+            self._push(frame)
             # echo gate: a held onset whose speech proves clearly louder than the echo is a barge-in after all
             if self.echo.pending and self.echo.confirm(frame) and self.response is not None \
                     and self.response.is_audible():
@@ -159,29 +159,23 @@ class TurnController:
                 await self.interrupt(reason="turn_detected")
 
     def _open_stream(self) -> None:
-        self._item_id = new_id("item")
+        self._item_id = item_id = new_id("item")
+        self._stream, self._asr_model = None, None
         for recognizer in self._router.recognizers(self.ctx):
             try:
-                self._stream = recognizer.stream()
-                self._asr_model = recognizer.name
-                return
+                stream = recognizer.stream()
             except AdapterError as exc:
                 log.warning("recogniser %s unavailable, trying the next: %s", recognizer.name, exc)
-        self._stream, self._asr_model = None, None
+                continue
+            self._stream = BackgroundRecognition(stream, lambda partial: self._emit({
+                "type": "somagent.input_audio_transcription.partial", "item_id": item_id,
+                "text": partial.text, "audio_ms": round(partial.audio_s * 1000)}))
+            self._asr_model = recognizer.name
+            return
 
-    async def _push(self, frame: np.ndarray) -> None:
-        if self._stream is None:
-            return
-        try:
-            partial = await self._stream.push(frame)
-        except AdapterError as exc:
-            log.warning("recognition failed mid-utterance: %s", exc)
-            await self._stream.aclose()
-            self._stream = _FailedStream(str(exc))
-            return
-        if partial is not None and partial.text:
-            self._emit({"type": "somagent.input_audio_transcription.partial", "item_id": self._item_id,
-                        "text": partial.text, "audio_ms": round(partial.audio_s * 1000)})
+    def _push(self, frame: np.ndarray) -> None:
+        if self._stream is not None:
+            self._stream.push(frame)
 
     async def _speech_started(self, event: SpeechStarted) -> None:
         self._open_stream()
@@ -199,7 +193,7 @@ class TurnController:
                 self.barge_ins += int(audible)
                 await self.interrupt(reason="turn_detected")
         for frame in event.prefix:
-            await self._push(frame)
+            self._push(frame)
 
     async def _speech_stopped(self, event: SpeechStopped) -> None:
         self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": event.audio_end_ms,
@@ -392,17 +386,4 @@ class TurnController:
             turn = self._turns.get_nowait()
             if turn.stream is not None:
                 await turn.stream.aclose()
-
-
-class _FailedStream(RecognitionStream):
-    """Stands in for a recogniser that broke mid-utterance, so the turn reports the failure."""
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-
-    async def push(self, pcm: np.ndarray) -> None:
-        return None
-
-    async def finish(self):  # type: ignore[override]
-        raise AdapterError(self._message)
 
