@@ -7,9 +7,9 @@ Both get the audio in 20 ms chunks, as a session pushes it.
   started before pushing on, which gives the same transcriptions deterministically and without waiting real time.
   RTF = inference seconds spent on the stream / audio seconds. Latency = `finish()` after the last push.
   A second run pushes three files at once on the one worker: the queue shows in `metrics()`.
-- pocketsphinx: `Decoder(samprate=16000, fwdflat=False)`, `process_raw` per chunk (a `hyp()` every 200 ms, as the
-  adapter does for partials), `end_utt()`. RTF = processing seconds / audio seconds; latency = `end_utt()` + `hyp()`
-  + `seg()` after the last chunk.
+- pocketsphinx: the adapter the server runs (`PocketsphinxRecognizer`, decoding in one worker process), pushed
+  20 ms chunks one after another. RTF = seconds spent pushing and finishing / audio seconds (round trips to the
+  worker included); latency = `finish()` after the last push.
 WER (jiwer) against transcripts.tsv is printed for both when jiwer is installed.
 
     .venv/bin/python -m benchmarks asr
@@ -122,37 +122,32 @@ async def _bench_whisper(cfg: FasterWhisperConfig, files) -> list[str]:
     return texts
 
 
-def _bench_pocketsphinx(files) -> list[str]:
-    from pocketsphinx import Decoder
+async def _bench_pocketsphinx(files) -> list[str]:
+    from adapters.asr.pocketsphinx import PocketsphinxConfig, PocketsphinxRecognizer
 
     t0 = time.perf_counter()
-    decoder = Decoder(samprate=RATE, fwdflat=False, loglevel="FATAL")
-    print(f"pocketsphinx decoder loaded in {time.perf_counter() - t0:.2f} s")
+    rec = PocketsphinxRecognizer(PocketsphinxConfig(workers=1))
+    await rec.start()
+    print(f"pocketsphinx worker process and decoders ready in {time.perf_counter() - t0:.2f} s")
     texts, lat, audio_s, spent_s = [], [], 0.0, 0.0
-    every = int(0.2 * RATE) // CHUNK
     print(f"{'file':20s} {'audio s':>8s} {'RTF':>7s} {'final ms':>9s}")
     for name, pcm, _ in files:
-        spent = 0.0
-        decoder.start_utt()
-        for i, start in enumerate(range(0, len(pcm), CHUNK)):
-            t = time.perf_counter()
-            decoder.process_raw(pcm[start : start + CHUNK].tobytes(), False, False)
-            if (i + 1) % every == 0:
-                decoder.hyp()
-            spent += time.perf_counter() - t
+        stream = rec.stream()
         t = time.perf_counter()
-        decoder.end_utt()
-        hyp = decoder.hyp()
-        list(decoder.seg())
+        for start in range(0, len(pcm), CHUNK):
+            await stream.push(pcm[start : start + CHUNK])
+        spent = time.perf_counter() - t
+        t = time.perf_counter()
+        final = await stream.finish()
         latency = time.perf_counter() - t
         spent += latency
         dur = len(pcm) / RATE
-        text = hyp.hypstr if hyp is not None else ""
-        texts.append(text)
+        texts.append(final.text)
         lat.append(latency)
         audio_s += dur
         spent_s += spent
         print(f"{name:20s} {dur:8.2f} {spent / dur:7.3f} {latency * 1000:9.1f}")
+    await rec.aclose()
     print(f"pocketsphinx: RTF {spent_s / audio_s:.3f}, finish latency p50 {np.percentile(lat, 50) * 1000:.0f} ms "
           f"p95 {np.percentile(lat, 95) * 1000:.0f} ms")
     return texts
@@ -173,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.cpu_count()} CPUs\n")
     whisper_texts = asyncio.run(_bench_whisper(cfg, files))
     print()
-    ps_texts = _bench_pocketsphinx(files)
+    ps_texts = asyncio.run(_bench_pocketsphinx(files))
     refs = [f[2] for f in files]
     print(f"\nWER: faster-whisper {_wer(refs, whisper_texts)} "
           f"({'random-weight fixture: nonsense by design' if Path(args.model) == TINY else args.model}), "
