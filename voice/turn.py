@@ -209,12 +209,9 @@ class TurnController:
     async def _drop_echo(self, event: SpeechStopped) -> None:
         """Not a user turn: nothing is committed, transcribed or answered."""
         self.echo.pending = False
-        if self._stream is not None:
-            await self._stream.aclose()
         self._emit({"type": "somagent.echo.suppressed", "item_id": self._item_id, "audio_end_ms": event.audio_end_ms,
                     **(self.echo.last_decision or {})})
-        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
-        self._analytics.reset()
+        await self._discard_utterance()
 
     def _arrival_of(self, audio_ms: int) -> float | None:
         for end_ms, arrived in reversed(self._arrivals):
@@ -239,23 +236,29 @@ class TurnController:
         item = Item(id=self._item_id or new_id("item"), role="user", kind="input_audio", text=None)
         metrics.item_id = item.id
         metrics.audio = self._analytics.summary().to_dict()
-        self._analytics.reset()
         self._emit({"type": "somagent.audio.features", "item_id": item.id, **metrics.audio})
         prev = self._conversation.add(item)
         self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item.id})
         self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": item.wire()})
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev))
-        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
         if self._finaliser is None or self._finaliser.done():
             self._finaliser = asyncio.create_task(self._finalise_turns(), name="turn-finaliser")
 
-    async def clear(self) -> None:
+    def _forget_utterance(self) -> None:
+        """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
+        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._analytics.reset()
+
+    async def _discard_utterance(self) -> None:
         if self._stream is not None:
             await self._stream.aclose()
-        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._forget_utterance()
+
+    async def clear(self) -> None:
+        await self._discard_utterance()
         self._carry = np.zeros(0, dtype=np.int16)
-        self._analytics.reset()
         if self._endpointer is not None:
             self._endpointer.reset()
 
