@@ -76,7 +76,7 @@ def melspectrogram(*, y=None, sr: float = 22050, S=None, n_fft: int = 2048, hop_
             n_fft = 2 * (S.shape[0] - 1)
         mp = mel_plan(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype).type)
         out = np.empty((n_mels, S.shape[1]))
-        kernels.batch_apply_mel(np.ascontiguousarray(S, dtype=np.float64), mp.starts, mp.lengths, mp.offsets, mp.weights, out)
+        kernels.batch_apply_mel(np.ascontiguousarray(S, dtype=np.float64), mp.seg, mp.w1, mp.w2, out)
         return out.astype(np.result_type(S.dtype, mp.basis.dtype, np.float32), copy=False)
     if y is None:
         raise ValueError("either y or S must be given")
@@ -88,7 +88,7 @@ def melspectrogram(*, y=None, sr: float = 22050, S=None, n_fft: int = 2048, hop_
     mp = mel_plan(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype).type)
     y, n = _framed(y, n_fft, hop_length, center, pad_mode)
     out = np.empty((n_mels, n))
-    kernels.batch_mel(y, n_fft, hop_length, *sp, mp.starts, mp.lengths, mp.offsets, mp.weights, power == 1, out)
+    kernels.batch_mel(y, n_fft, hop_length, *sp, mp.seg, mp.w1, mp.w2, power == 1, out)
     return out.astype(np.result_type(np.float32 if f32 else np.float64, mp.basis.dtype), copy=False)
 
 
@@ -96,7 +96,8 @@ def power_to_db(S, *, ref: float | Callable = 1.0, amin: float = 1e-10, top_db: 
     """`librosa.power_to_db`: 10*log10(max(amin, S) / max(amin, ref)), then clamp to max - top_db.
 
     The clamp uses the maximum over the whole input, so a stream (which never sees the
-    whole input) uses top_db=None."""
+    whole input) uses top_db=None. Finite float32 S is computed in float32, as librosa does,
+    with the vectorised log of kernels.db32_into (within ~2e-5 dB); the rest in float64."""
     S = np.asarray(S)
     if amin <= 0:
         raise ValueError("amin must be strictly positive")
@@ -104,9 +105,13 @@ def power_to_db(S, *, ref: float | Callable = 1.0, amin: float = 1e-10, top_db: 
         S = np.abs(S)
     ref_value = ref(S) if callable(ref) else np.abs(ref)
     ref_db = 10.0 * math.log10(max(amin, float(ref_value)))
-    out = np.empty(S.shape)
-    kernels.batch_db(np.ascontiguousarray(S, dtype=np.float64).reshape(-1), float(amin), ref_db, out.reshape(-1))
-    out = out.astype(S.dtype if S.dtype in (np.float32, np.float64) else np.float64, copy=False)
+    if S.dtype == np.float32 and kernels.check_finite(S.reshape(-1)) < 0:  # librosa's float32 path
+        out = np.array(S, dtype=np.float32, order="C")
+        kernels.batch_db32(out.reshape(-1), float(amin), kernels.ln32(amin), ref_db)
+    else:
+        out = np.empty(S.shape)
+        kernels.batch_db(np.ascontiguousarray(S, dtype=np.float64).reshape(-1), float(amin), ref_db, out.reshape(-1))
+        out = out.astype(S.dtype if S.dtype in (np.float32, np.float64) else np.float64, copy=False)
     if top_db is not None:
         if top_db < 0:
             raise ValueError("top_db must be non-negative")
@@ -128,9 +133,10 @@ def mfcc(*, y=None, sr: float = 22050, S=None, n_mfcc: int = 20, dct_type: int =
     if S is None:
         S = power_to_db(melspectrogram(y=y, sr=sr, norm=mel_norm, **kwargs), top_db=top_db)
     S = np.asarray(S)
-    d = dct_plan(min(int(n_mfcc), S.shape[0]), S.shape[0])
-    out = np.empty((d.shape[1], S.shape[1]))
-    kernels.batch_dct(np.ascontiguousarray(S, dtype=np.float64), d.ravel(), out)
+    n_out = min(int(n_mfcc), S.shape[0])
+    d = dct_plan(n_out, S.shape[0])
+    out = np.empty((n_out, S.shape[1]))
+    kernels.batch_dct(np.ascontiguousarray(S, dtype=np.float64), d.ravel(), d.shape[1], out)
     out = out.astype(S.dtype if S.dtype in (np.float32, np.float64) else np.float64, copy=False)
     if lifter > 0:
         li = np.sin(np.pi * np.arange(1, 1 + n_mfcc, dtype=out.dtype) / lifter)[: out.shape[0], None]

@@ -38,43 +38,41 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
 
 @njit(cache=True)
 def fft_tables(n_fft: int):
-    """Tables for a length-n_fft real FFT done as an n_fft/2-point complex FFT.
+    """Tables for a length-n_fft real FFT done as an m = n_fft/2-point complex FFT.
 
-    The complex FFT is the constant-geometry (Pease) radix-2 decimation in time: input in
-    bit-reversed order, every stage reads pairs (2i, 2i+1) and writes (i, i + n_fft/4), so
-    every stage is one long loop that vectorises. Returns (bitrev, tw_re, tw_im, post_re,
-    post_im): the bit-reversal permutation, the stage twiddles (flat, stage t's n_fft/4 at
-    t*n_fft/4; pair i: exp(-2*pi*i*e/(n_fft/2)) with e = (i >> (L-1-t)) << (L-1-t)) and the
-    real-FFT split twiddles exp(-2*pi*i*k/n_fft), k = 0..n_fft/2.
+    The complex FFT is a self-sorting (Stockham) radix-4 decimation in frequency with one
+    radix-2 stage at the end when m is not a power of 4: no bit reversal, and every stage
+    but the first reads and writes runs of contiguous samples, so its loops vectorise.
+    Returns (tw_re, tw_im, post_re, post_im): for each radix-4 stage of length n (n = m,
+    m/4, ... while n >= 4) the twiddles w^p, w^2p, w^3p (w = exp(-2*pi*i/n), p < n/4),
+    flat in stage order, and the real-FFT split twiddles exp(-2*pi*i*k/n_fft), k = 0..m.
     """
     m = n_fft // 2
-    h = m // 2
-    bits = 0
-    while (1 << bits) < m:
-        bits += 1
-    bitrev = np.zeros(m, np.int64)
-    for i in range(m):
-        r = 0
-        v = i
-        for _ in range(bits):
-            r = (r << 1) | (v & 1)
-            v >>= 1
-        bitrev[i] = r
-    tw_re = np.empty(bits * h)
-    tw_im = np.empty(bits * h)
-    for t in range(bits):
-        sh = bits - 1 - t
-        for i in range(h):
-            ang = -2.0 * math.pi * ((i >> sh) << sh) / m
-            tw_re[t * h + i] = math.cos(ang)
-            tw_im[t * h + i] = math.sin(ang)
+    size = 0
+    n = m
+    while n >= 4:
+        size += 3 * (n // 4)
+        n //= 4
+    tw_re = np.empty(size)
+    tw_im = np.empty(size)
+    o = 0
+    n = m
+    while n >= 4:
+        q = n // 4
+        for k in range(1, 4):
+            for p in range(q):
+                ang = -2.0 * math.pi * k * p / n
+                tw_re[o + (k - 1) * q + p] = math.cos(ang)
+                tw_im[o + (k - 1) * q + p] = math.sin(ang)
+        o += 3 * q
+        n //= 4
     post_re = np.empty(m + 1)
     post_im = np.empty(m + 1)
     for k in range(m + 1):
         ang = -2.0 * math.pi * k / n_fft
         post_re[k] = math.cos(ang)
         post_im[k] = math.sin(ang)
-    return bitrev, tw_re, tw_im, post_re, post_im
+    return tw_re, tw_im, post_re, post_im
 
 
 @njit(cache=True)
@@ -153,7 +151,6 @@ class SpectrumPlan(NamedTuple):
     """Everything the framed power spectrum of one (n_fft, win_length) needs."""
 
     window: np.ndarray
-    bitrev: np.ndarray
     tw_re: np.ndarray
     tw_im: np.ndarray
     post_re: np.ndarray
@@ -161,18 +158,21 @@ class SpectrumPlan(NamedTuple):
 
 
 class MelPlan(NamedTuple):
-    """Mel basis, dense (for users) and as one contiguous run of non-zero weights per band (for kernels)."""
+    """Mel basis, dense (for users) and by bin (for kernels).
+
+    Triangles overlap only their neighbours, so every bin has at most two non-zero weights,
+    in adjacent bands: w1[k] for band b and w2[k] for band b+1, where the bins whose first
+    band is b are seg[b]..seg[b+1]-1. One pass over the bins then gives every band."""
 
     basis: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    offsets: np.ndarray
-    weights: np.ndarray
+    seg: np.ndarray
+    w1: np.ndarray
+    w2: np.ndarray
 
 
 def _check_n_fft(n_fft: int) -> None:
     if n_fft < 4 or n_fft & (n_fft - 1):
-        raise ValueError(f"n_fft={n_fft} must be a power of two >= 4 (radix-2 real FFT)")
+        raise ValueError(f"n_fft={n_fft} must be a power of two >= 4 (radix-4/2 real FFT)")
 
 
 @functools.lru_cache(maxsize=32)
@@ -184,6 +184,27 @@ def spectrum_plan(n_fft: int, win_length: int | None = None) -> SpectrumPlan:
     plan = SpectrumPlan(hann_window(win_length, n_fft), *fft_tables(n_fft))
     _readonly(*plan)
     return plan
+
+
+def _by_bin(basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seg, w1, w2) of MelPlan from the dense basis (n_mels x n_bins)."""
+    n_mels, n_bins = basis.shape
+    first = np.zeros(n_bins, np.int64)  # band of w1; bins with no weight join the band before
+    w1 = np.zeros(n_bins)
+    w2 = np.zeros(n_bins)
+    band = 0
+    for k in range(n_bins):
+        nz = np.flatnonzero(basis[:, k])
+        if nz.size > 2 or (nz.size == 2 and nz[1] != nz[0] + 1) or (nz.size and nz[0] < band):
+            raise NotImplementedError("mel filters that overlap more than their neighbours")
+        if nz.size:
+            band = int(nz[0])
+            w1[k] = basis[band, k]
+            if nz.size == 2:
+                w2[k] = basis[band + 1, k]
+        first[k] = band
+    seg = np.searchsorted(first, np.arange(n_mels + 1), side="left").astype(np.int64)
+    return seg, w1, w2
 
 
 @functools.lru_cache(maxsize=32)
@@ -198,30 +219,20 @@ def mel_plan(sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: 
         raise ValueError(f"need 0 <= fmin < fmax, got fmin={fmin}, fmax={fmax}")
     basis = mel_filterbank(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm == "slaney",
                            np.dtype(dtype) == np.float32)
-    starts = np.zeros(n_mels, np.int64)
-    lengths = np.zeros(n_mels, np.int64)
-    offsets = np.zeros(n_mels, np.int64)
-    runs = []
-    total = 0
-    for m in range(n_mels):
-        nz = np.flatnonzero(basis[m])
-        if nz.size:  # a triangle's support is contiguous
-            starts[m], lengths[m] = nz[0], nz[-1] - nz[0] + 1
-            runs.append(basis[m, nz[0]:nz[-1] + 1])
-        offsets[m] = total
-        total += lengths[m]
-    weights = np.concatenate(runs) if runs else np.zeros(0)
-    plan = MelPlan(basis.astype(dtype), starts, lengths, offsets, np.ascontiguousarray(weights))
+    seg, w1, w2 = _by_bin(basis)
+    plan = MelPlan(basis.astype(dtype), seg, w1, w2)
     _readonly(*plan)
     return plan
 
 
 @functools.lru_cache(maxsize=32)
 def dct_plan(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """The DCT-II matrix transposed (n_mels x n_mfcc), the layout the MFCC kernel vectorises over."""
+    """The DCT-II matrix transposed (n_mels x n_pad), zero columns after n_mfcc up to n_pad, the
+    next multiple of 4: the layout the MFCC kernel vectorises over with no remainder."""
     if not 0 < n_mfcc <= n_mels:
         raise ValueError(f"need 0 < n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
-    d = np.ascontiguousarray(dct_ortho_matrix(int(n_mfcc), int(n_mels)).T)
+    d = np.zeros((int(n_mels), (int(n_mfcc) + 3) // 4 * 4))
+    d[:, :n_mfcc] = dct_ortho_matrix(int(n_mfcc), int(n_mels)).T
     _readonly(d)
     return d
 

@@ -2,13 +2,18 @@
 
 Every feature is computed by one per-frame function; the batch drivers and the streaming push
 loop call the same functions, so a stream and the batch API give bit-identical frames.
-Arithmetic is float64 without fastmath (no reassociation, no FMA contraction), so the same code
-gives the same bits wherever it is inlined; error_model="numpy" drops the zero-division checks
+Element-wise arithmetic is float64 without fastmath (no FMA contraction, no reassociation).
+Sums go through three small helpers (`_sum`, `_dot`, `_dot2`) that alone are compiled with
+reassociation, so LLVM keeps vector partial sums; their order is fixed by the compiled loop
+and the length, the same for every caller. error_model="numpy" drops the zero-division checks
 that would otherwise stop loops from vectorising.
 FFT: the real n_fft-point FFT is an n_fft/2-point complex FFT of the even/odd samples plus the
-real-FFT split; the complex FFT is a constant-geometry radix-2 decimation in time, whose every
-stage is one long loop that vectorises. A DFT matrix product would cost n_fft^2 multiply-adds
-per frame instead of ~n_fft/4*log2(n_fft/2) butterflies (the benchmark measures both).
+real-FFT split; the complex FFT is a self-sorting (Stockham) radix-4, whose stages after the
+first (which is fused with windowing) run over contiguous samples and vectorise. A DFT matrix
+product would cost n_fft^2 multiply-adds per frame instead of ~n_fft/8*log4(n_fft/2)
+radix-4 butterflies (the benchmark measures both).
+Logarithms of float32 values (log-mel, the entropy's ln p) go through `ln32_into`, a
+polynomial that vectorises and is within a few float32 ulp of ln; math.log10 is a scalar call.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 # Energy envelope band: where vowel (syllable nucleus) energy lives, above mains hum and below fricatives.
 ENVELOPE_FMIN = 300.0
@@ -24,154 +29,253 @@ ENVELOPE_FMAX = 3400.0
 ENVELOPE_FLOOR = 1e-10  # mean-square floor of the envelope (-100 dBFS)
 ZC_THRESHOLD = 1e-10  # librosa.zero_crossings: |x| <= threshold counts as 0 (non-negative)
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (int16 full scale is 0.99997)
+LOG_MEL_AMIN = 1e-10  # the stream's power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+
+
+# ---- sums: the only reassociated arithmetic --------------------------------------------------
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _sum(a, lo, hi):
+    """sum(a[lo:hi]) in vector partial sums."""
+    s = 0.0
+    for i in range(lo, hi):
+        s += a[i]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _dot(a, b, lo, hi):
+    """sum(a[i] * b[i] for i in lo..hi-1) in vector partial sums (each product rounded first)."""
+    s = 0.0
+    for i in range(lo, hi):
+        s += a[i] * b[i]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _dot2(a, b, x, lo, hi):
+    """(a . x, b . x) over lo..hi-1 in one pass."""
+    s = 0.0
+    t = 0.0
+    for i in range(lo, hi):
+        s += a[i] * x[i]
+        t += b[i] * x[i]
+    return s, t
+
+
+# ---- power spectrum ----------------------------------------------------------------------------
+# FFT indices are uint64: numba then emits no negative-index wraparound, which would otherwise
+# hide the loops' bounds from LLVM's vectoriser. (uint64 mixed with int64 is float64 in numba,
+# hence the _U constants.)
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U3 = np.uint64(3)
+_U4 = np.uint64(4)
 
 
 @njit(cache=True, error_model="numpy")
-def power_frame(frame, window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power):
-    """|rfft(window * frame)|^2 into `power` (n_fft//2+1); xr, xi, yr, yi are n_fft/2 scratch."""
+def power_frame(frame, window, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power):
+    """|rfft(window * frame)|^2 into `power` (n_fft//2+1); xr, xi, yr, yi are n_fft/2 scratch.
+
+    The m = n_fft/2 complex samples z[n] = w[2n]x[2n] + i w[2n+1]x[2n+1] go through a
+    Stockham radix-4 FFT (see filters.fft_tables), then the real-FFT split."""
     m = xr.shape[0]
-    h = m // 2
-    for n in range(m):  # even/odd samples as one complex sequence, in bit-reversed order
-        r = bitrev[n]
-        xr[r] = window[2 * n] * frame[2 * n]
-        xi[r] = window[2 * n + 1] * frame[2 * n + 1]
-    for i in range(h):  # stage 0: all twiddles are 1
-        ar = xr[2 * i]
-        ai = xi[2 * i]
-        br = xr[2 * i + 1]
-        bi = xi[2 * i + 1]
-        yr[i] = ar + br
-        yi[i] = ai + bi
-        yr[i + h] = ar - br
-        yi[i + h] = ai - bi
-    flip = True  # the result is in y
-    stages = tw_re.shape[0] // h  # flat twiddles, stage t at t*h
-    if stages > 1:  # stage 1: twiddle 1 for the first half of the pairs, -i for the second
-        q = h // 2
-        for i in range(q):
-            ar = yr[2 * i]
-            ai = yi[2 * i]
-            br = yr[2 * i + 1]
-            bi = yi[2 * i + 1]
-            xr[i] = ar + br
-            xi[i] = ai + bi
-            xr[i + h] = ar - br
-            xi[i + h] = ai - bi
-        for i in range(q, h):
-            ar = yr[2 * i]
-            ai = yi[2 * i]
-            br = yr[2 * i + 1]
-            bi = yi[2 * i + 1]
-            xr[i] = ar + bi
-            xi[i] = ai - br
-            xr[i + h] = ar - bi
-            xi[i + h] = ai + br
-        flip = False
-    for t in range(2, stages):
-        wr = tw_re[t * h:(t + 1) * h]
-        wi = tw_im[t * h:(t + 1) * h]
-        if flip:
-            _stage(yr, yi, xr, xi, wr, wi, h)
-        else:
-            _stage(xr, xi, yr, yi, wr, wi, h)
-        flip = not flip
-    zr = yr if flip else xr
-    zi = yi if flip else xi
-    for k in range(m + 1):  # split: X[k] = E[k] + W^k O[k], E/O the spectra of even/odd samples
-        ka = k if k < m else 0
-        kb = m - k if k > 0 else 0
-        ar = zr[ka]
-        ai = zi[ka]
-        br = zr[kb]
-        bi = -zi[kb]
-        er = 0.5 * (ar + br)
-        ei = 0.5 * (ai + bi)
-        orr = 0.5 * (ai - bi)
-        oi = -0.5 * (ar - br)
+    if m >= 4:
+        _first_radix4(frame, window, tw_re, tw_im, yr, yi)
+        n = m // 4
+        s = 4
+        o = 3 * n
+    else:  # n_fft = 4: one radix-2 butterfly
+        for j in range(m):
+            yr[j] = window[2 * j] * frame[2 * j]
+            yi[j] = window[2 * j + 1] * frame[2 * j + 1]
+        n = m
+        s = 1
+        o = 0
+    ar, ai, br, bi = yr, yi, xr, xi  # the data is in a
+    while n >= 4:
+        _radix4(ar, ai, br, bi, tw_re, tw_im, o, n, s)
+        ar, ai, br, bi = br, bi, ar, ai
+        o += 3 * (n // 4)
+        n //= 4
+        s *= 4
+    if n == 2:
+        _radix2(ar, ai, br, bi, s)
+        ar, ai, br, bi = br, bi, ar, ai
+    _split(ar, ai, post_re, post_im, power)
+
+
+@njit(cache=True, error_model="numpy")
+def _first_radix4(frame, window, tw_re, tw_im, yr, yi):
+    """Stage 1 (n = m, stride 1) reading the windowed frame: y[4p+k] from z[p + k*m/4]."""
+    n1 = np.uint64(yr.shape[0]) // _U4
+    for p in range(n1):
+        j = _U2 * p
+        ar = window[j] * frame[j]
+        ai = window[j + _U1] * frame[j + _U1]
+        j += _U2 * n1
+        br = window[j] * frame[j]
+        bi = window[j + _U1] * frame[j + _U1]
+        j += _U2 * n1
+        cr = window[j] * frame[j]
+        ci = window[j + _U1] * frame[j + _U1]
+        j += _U2 * n1
+        dr = window[j] * frame[j]
+        di = window[j + _U1] * frame[j + _U1]
+        k = _U4 * p
+        yr[k], yi[k], yr[k + _U1], yi[k + _U1], yr[k + _U2], yi[k + _U2], yr[k + _U3], yi[k + _U3] = _butterfly4(
+            ar, ai, br, bi, cr, ci, dr, di, tw_re[p], tw_im[p], tw_re[n1 + p], tw_im[n1 + p],
+            tw_re[_U2 * n1 + p], tw_im[_U2 * n1 + p])
+
+
+@njit(cache=True, error_model="numpy")
+def _radix4(xr, xi, yr, yi, tw_re, tw_im, o, n, s):
+    """Stage of length n, stride s: y[q + s(4p+k)] from x[q + s(p + k*n/4)], twiddles at o.
+
+    The inner loop runs over s contiguous samples with the twiddles fixed, and vectorises."""
+    o = np.uint64(o)
+    s = np.uint64(s)
+    n1 = np.uint64(n) // _U4
+    quarter = n1 * s
+    for p in range(n1):
+        w1r = tw_re[o + p]
+        w1i = tw_im[o + p]
+        w2r = tw_re[o + n1 + p]
+        w2i = tw_im[o + n1 + p]
+        w3r = tw_re[o + _U2 * n1 + p]
+        w3i = tw_im[o + _U2 * n1 + p]
+        for q in range(s):
+            j = q + s * p
+            k = q + _U4 * s * p
+            yr[k], yi[k], yr[k + s], yi[k + s], yr[k + _U2 * s], yi[k + _U2 * s], yr[k + _U3 * s], yi[k + _U3 * s] = (
+                _butterfly4(xr[j], xi[j], xr[j + quarter], xi[j + quarter], xr[j + _U2 * quarter],
+                            xi[j + _U2 * quarter], xr[j + _U3 * quarter], xi[j + _U3 * quarter],
+                            w1r, w1i, w2r, w2i, w3r, w3i))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _butterfly4(ar, ai, br, bi, cr, ci, dr, di, w1r, w1i, w2r, w2i, w3r, w3i):
+    """Radix-4 DIF butterfly: (a+b+c+d, w1(a-ib-c+id), w2(a-b+c-d), w3(a+ib-c-id)), re/im pairs."""
+    apcr = ar + cr
+    apci = ai + ci
+    amcr = ar - cr
+    amci = ai - ci
+    bpdr = br + dr
+    bpdi = bi + di
+    bmdr = br - dr
+    bmdi = bi - di
+    t1r = amcr + bmdi
+    t1i = amci - bmdr
+    t2r = apcr - bpdr
+    t2i = apci - bpdi
+    t3r = amcr - bmdi
+    t3i = amci + bmdr
+    return (apcr + bpdr, apci + bpdi,
+            t1r * w1r - t1i * w1i, t1r * w1i + t1i * w1r,
+            t2r * w2r - t2i * w2i, t2r * w2i + t2i * w2r,
+            t3r * w3r - t3i * w3i, t3r * w3i + t3i * w3r)
+
+
+@njit(cache=True, error_model="numpy")
+def _radix2(xr, xi, yr, yi, s):
+    """Last stage when m is not a power of 4 (n = 2, stride s): y[q], y[q+s] = x[q] +- x[q+s]."""
+    s = np.uint64(s)
+    for q in range(s):
+        ar = xr[q]
+        ai = xi[q]
+        br = xr[q + s]
+        bi = xi[q + s]
+        yr[q] = ar + br
+        yi[q] = ai + bi
+        yr[q + s] = ar - br
+        yi[q + s] = ai - bi
+
+
+@njit(cache=True, error_model="numpy")
+def _split(zr, zi, post_re, post_im, power):
+    """Real-FFT split, squared: X[k] = E[k] + W^k O[k], with 2E[k] = Z[k] + conj(Z[m-k]) and
+    2O[k] = -i(Z[k] - conj(Z[m-k])); k = 0 and m use Z[0] alone, and the loop over 0 < k < m
+    (Z read forwards and backwards) vectorises."""
+    m = zr.shape[0]
+    power[0] = (zr[0] + zi[0]) * (zr[0] + zi[0])
+    power[m] = (zr[0] - zi[0]) * (zr[0] - zi[0])
+    mu = np.uint64(m)
+    for k in range(_U1, mu):
+        ar = zr[k]
+        ai = zi[k]
+        br = zr[mu - k]
+        bi = zi[mu - k]
+        er = ar + br
+        ei = ai - bi
+        orr = ai + bi
+        oi = br - ar
         c = post_re[k]
         s = post_im[k]
-        re = er + c * orr - s * oi
-        im = ei + c * oi + s * orr
-        power[k] = re * re + im * im
+        re = er + (c * orr - s * oi)
+        im = ei + (c * oi + s * orr)
+        power[k] = 0.25 * (re * re + im * im)
 
 
-@njit(cache=True, error_model="numpy")
-def _stage(xr, xi, yr, yi, wr, wi, h):
-    """One constant-geometry DIT stage: y[i], y[i+h] = x[2i] +- w[i] x[2i+1]."""
-    for i in range(h):
-        ar = xr[2 * i]
-        ai = xi[2 * i]
-        br = xr[2 * i + 1]
-        bi = xi[2 * i + 1]
-        c = wr[i]
-        s = wi[i]
-        tr = br * c - bi * s
-        ti = br * s + bi * c
-        yr[i] = ar + tr
-        yi[i] = ai + ti
-        yr[i + h] = ar - tr
-        yi[i + h] = ai - ti
-
+# ---- mel, dB, DCT ------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy")
-def mel_frame(power, starts, lengths, offsets, weights, out):
-    """Sparse product: each band sums its contiguous run of non-zero triangle weights."""
-    for b in range(starts.shape[0]):
-        acc0 = 0.0
-        acc1 = 0.0
-        s = starts[b]
-        o = offsets[b]
-        n = lengths[b]
-        j = 0
-        while j + 2 <= n:  # two interleaved sums halve the dependency chain
-            acc0 += weights[o + j] * power[s + j]
-            acc1 += weights[o + j + 1] * power[s + j + 1]
-            j += 2
-        if j < n:
-            acc0 += weights[o + j] * power[s + j]
-        out[b] = acc0 + acc1
+def mel_frame(power, seg, w1, w2, out):
+    """Mel bands from a power spectrum, each bin read once.
+
+    A bin feeds at most two adjacent triangles: w1[k] goes to band b and w2[k] to band b+1
+    for the bins k in seg[b]..seg[b+1]-1 (see filters.mel_plan)."""
+    carry = 0.0
+    for b in range(out.shape[0]):
+        s, t = _dot2(w1, w2, power, seg[b], seg[b + 1])
+        out[b] = carry + s
+        carry = t
 
 
 @njit(cache=True, error_model="numpy")
 def db(x, amin, ref_db):
-    """librosa.power_to_db for one value: 10*log10(max(amin, x)) - 10*log10(max(amin, ref))."""
-    return 10.0 * math.log10(max(amin, x)) - ref_db
+    """librosa.power_to_db for one float64 value: 10*log10(max(amin, x)) - 10*log10(max(amin, ref)),
+    NaN propagating like np.maximum."""
+    return 10.0 * math.log10(amin if x <= amin else x) - ref_db
+
+
+_F32_DB = np.float32(10.0 / math.log(10.0))  # 10*log10(x) = ln(x) * 10/ln(10)
 
 
 @njit(cache=True, error_model="numpy")
-def dct_frame(logmel, dct_t, out):
-    """out[k] = sum_n dct[k, n] * logmel[n], n ascending. dct_t is the transposed matrix
-    (n_mels x n_out) flattened, so the loop over k vectorises while each sum keeps the order
-    of a plain dot product."""
-    n_out = out.shape[0]
-    for k in range(n_out):
-        out[k] = 0.0
+def db32_into(x, e, amin, ln_amin, ref_db):
+    """librosa's float32 power_to_db in place: x = 10*log10(max(amin, x)) - ref_db, float32.
+
+    Through ln32_into, so within ~2e-5 dB of the correctly rounded value, except that a value
+    whose log equals amin's (ln_amin = ln32(float32(amin)), see `ln32`) gives exactly
+    float32(float32(10*log10(amin)) - ref_db): digital silence reads -100 dB, as in librosa.
+    x must be finite. e: float32 scratch as long as x."""
+    a32 = np.float32(amin)
+    r32 = np.float32(ref_db)
+    floor = np.float32(np.float32(10.0 * math.log10(np.float64(a32))) - r32)
+    for i in range(x.shape[0]):
+        x[i] = a32 if x[i] <= a32 else x[i]
+    ln32_into(x, e)
+    for i in range(x.shape[0]):
+        x[i] = floor if x[i] == ln_amin else x[i] * _F32_DB - r32
+
+
+@njit(cache=True, error_model="numpy")
+def dct_frame(logmel, dct_t, acc):
+    """MFCC: acc[k] = sum_n dct[k, n] * logmel[n], float64, n ascending, for k < len(acc).
+
+    dct_t is the transposed matrix (n_mels x n_pad) flattened and zero-padded to n_pad =
+    len(acc), a multiple of 4, so the loop over k vectorises with no remainder."""
+    n_pad = acc.shape[0]
+    for k in range(n_pad):
+        acc[k] = 0.0
     for n in range(logmel.shape[0]):
-        x = logmel[n]
-        row = dct_t[n * n_out:(n + 1) * n_out]
-        for k in range(n_out):
-            out[k] += row[k] * x
+        x = np.float64(logmel[n])
+        base = n * n_pad
+        for k in range(n_pad):
+            acc[k] += dct_t[base + k] * x
 
 
-@njit(cache=True, error_model="numpy")
-def _sum(a, lo, hi):
-    """Sum of a[lo:hi] with four interleaved partial sums (fixed order: deterministic)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    i = lo
-    while i + 4 <= hi:
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-        i += 4
-    while i < hi:
-        s0 += a[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
+# ---- energy features ---------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy")
 def frame_stats(frame, threshold):
@@ -180,28 +284,13 @@ def frame_stats(frame, threshold):
     rms = sqrt(mean(x^2)), librosa.feature.rms. zcr = sign changes between neighbours / frame
     length, librosa.feature.zero_crossing_rate: |x| <= threshold counts as 0, and 0 as
     non-negative (zero_pos=True). clipped = fraction of samples with |x| >= CLIP_LEVEL."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    crossings = 0
-    clipped = 0
     n = frame.shape[0]
-    for i in range(1, n):  # integer xor/abs compare: both loops vectorise
+    crossings = 0
+    clipped = np.int64(abs(frame[0]) >= CLIP_LEVEL)
+    for i in range(1, n):  # integer xor/compare: vectorises
         crossings += np.int64(frame[i] < -threshold) ^ np.int64(frame[i - 1] < -threshold)
-    for i in range(n):
         clipped += np.int64(abs(frame[i]) >= CLIP_LEVEL)
-    i = 0
-    while i + 4 <= n:
-        s0 += frame[i] * frame[i]
-        s1 += frame[i + 1] * frame[i + 1]
-        s2 += frame[i + 2] * frame[i + 2]
-        s3 += frame[i + 3] * frame[i + 3]
-        i += 4
-    while i < n:
-        s0 += frame[i] * frame[i]
-        i += 1
-    return math.sqrt(((s0 + s1) + (s2 + s3)) / n), crossings / n, clipped / n
+    return math.sqrt(_dot(frame, frame, 0, n) / n), crossings / n, clipped / n
 
 
 _F32_MANT = np.uint32(0x007FFFFF)
@@ -235,6 +324,15 @@ def ln32_into(x, e):
         x[i] = e[i] * _F32_LN2 + s * ((((c4 * z + c3) * z + c2) * z + c1) * z + c0)
 
 
+
+
+def ln32(value: float) -> np.float32:
+    """ln32_into of one value (what db32_into compares against)."""
+    x = np.array([value], np.float32)
+    ln32_into(x, np.empty_like(x))
+    return x[0]
+
+
 @njit(cache=True, error_model="numpy")
 def entropy_frame(power, scratch):
     """Shannon entropy of the frame's normalised power spectrum, divided by log(n_bins).
@@ -255,21 +353,7 @@ def entropy_frame(power, scratch):
     for i in range(n):
         ln_p[i] = np.float32(power[i] * inv)
     ln32_into(ln_p, s32[n:2 * n])
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        a0 += power[i] * ln_p[i]
-        a1 += power[i + 1] * ln_p[i + 1]
-        a2 += power[i + 2] * ln_p[i + 2]
-        a3 += power[i + 3] * ln_p[i + 3]
-        i += 4
-    while i < n:
-        a0 += power[i] * ln_p[i]
-        i += 1
-    h = -((a0 + a1) + (a2 + a3)) * inv / math.log(n)
+    h = -_dot(power, ln_p, 0, n) * inv / math.log(n)
     return min(max(h, 0.0), 1.0)
 
 
@@ -307,30 +391,29 @@ def _scratch(n_fft):
 # ---- batch drivers (the signal is already padded; frame t starts at t*hop) -------------------
 
 @njit(cache=True, error_model="numpy")
-def batch_mel(y, n_fft, hop, window, bitrev, tw_re, tw_im, post_re, post_im,
-              starts, lengths, offsets, weights, magnitude, out):
+def batch_mel(y, n_fft, hop, window, tw_re, tw_im, post_re, post_im, seg, w1, w2, magnitude, out):
     """Mel spectrogram (n_mels x T) into `out` (float32 or float64); `magnitude` uses |X| not |X|^2."""
     xr, xi, yr, yi, power, _ = _scratch(n_fft)
     col = np.empty(out.shape[0])
     for t in range(out.shape[1]):
-        power_frame(y[t * hop:t * hop + n_fft], window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
+        power_frame(y[t * hop:t * hop + n_fft], window, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
         if magnitude:
             for k in range(power.shape[0]):
                 power[k] = math.sqrt(power[k])
-        mel_frame(power, starts, lengths, offsets, weights, col)
+        mel_frame(power, seg, w1, w2, col)
         for b in range(col.shape[0]):
             out[b, t] = col[b]
 
 
 @njit(cache=True, error_model="numpy")
-def batch_apply_mel(S, starts, lengths, offsets, weights, out):
+def batch_apply_mel(S, seg, w1, w2, out):
     """Mel basis applied to a given spectrogram S (n_bins x T)."""
     col = np.empty(S.shape[0])
     mel = np.empty(out.shape[0])
     for t in range(S.shape[1]):
         for k in range(S.shape[0]):
             col[k] = S[k, t]
-        mel_frame(col, starts, lengths, offsets, weights, mel)
+        mel_frame(col, seg, w1, w2, mel)
         for b in range(mel.shape[0]):
             out[b, t] = mel[b]
 
@@ -342,15 +425,21 @@ def batch_db(S, amin, ref_db, out):
 
 
 @njit(cache=True, error_model="numpy")
-def batch_dct(S, dct_t, out):
+def batch_db32(S, amin, ln_amin, ref_db):
+    """float32 power_to_db of a flat float32 array, in place (see db32_into)."""
+    db32_into(S, np.empty_like(S), amin, ln_amin, ref_db)
+
+
+@njit(cache=True, error_model="numpy")
+def batch_dct(S, dct_t, n_pad, out):
     col = np.empty(S.shape[0])
-    res = np.empty(out.shape[0])
+    acc = np.empty(n_pad)
     for t in range(S.shape[1]):
         for n in range(S.shape[0]):
             col[n] = S[n, t]
-        dct_frame(col, dct_t, res)
-        for k in range(res.shape[0]):
-            out[k, t] = res[k]
+        dct_frame(col, dct_t, acc)
+        for k in range(out.shape[0]):
+            out[k, t] = acc[k]
 
 
 @njit(cache=True, error_model="numpy")
@@ -366,25 +455,31 @@ def batch_zcr(y, frame_length, hop, threshold, out):
 
 
 @njit(cache=True, error_model="numpy")
-def batch_spectral(y, n_fft, hop, window, bitrev, tw_re, tw_im, post_re, post_im, lo, hi, scale, entropy, envelope):
+def batch_spectral(y, n_fft, hop, window, tw_re, tw_im, post_re, post_im, lo, hi, scale, entropy, envelope):
     """Spectral entropy and band-energy envelope (1 x T each) from one FFT per frame."""
     xr, xi, yr, yi, power, scratch = _scratch(n_fft)
     for t in range(entropy.shape[1]):
-        power_frame(y[t * hop:t * hop + n_fft], window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
+        power_frame(y[t * hop:t * hop + n_fft], window, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
         entropy[0, t] = entropy_frame(power, scratch)
         envelope[0, t] = envelope_frame(power, lo, hi, scale)
 
 
 # ---- streaming: all features of one frame, and the push loop ---------------------------------
-# A stream's constants travel as two packed arrays (fplan float64, iplan int64) and its state
-# as one float64 array, so a push is one numba call with five array arguments (pcm, out too).
-# iplan header (IPLAN_HEADER entries): n_fft, hop, n_mels, n_mfcc, env_lo, env_hi, fplan offsets of
-# window, tw_re, tw_im, post_re, post_im, dct_t, mel weights (last), iplan offsets of bitrev, mel
-# starts, lengths, offsets. fplan[0] is the envelope scale.
-# state: fill, skip, then the sample buffer (n_fft), then scratch: xr, xi, yr, yi (n_fft/2 each),
-# power, entropy scratch (n_fft/2+1 each), mel, logmel (n_mels each), mfcc (n_mfcc).
-STATE_HEADER = 2
-IPLAN_HEADER = 17
+# A configuration's constant tables travel as one packed float64 array (the plan; integer
+# tables are stored as int64 bit patterns and viewed back), a stream's state as one float64
+# array (the arena: state, scratch, then room for `cap` output frames), so a push is one numba
+# call with three array arguments. Frames are written frame-major (n_features floats each) at
+# the arena's cursor and never rewritten: when the room runs out the owner starts a new arena,
+# so frames already handed out stay valid.
+# plan: header (PLAN_HEADER values) = n_fft, hop, n_mels, n_mfcc, n_pad, env_lo, env_hi,
+# env_scale, ln32(LOG_MEL_AMIN), then the offsets of window, tw_re, tw_im, post_re, post_im, seg, w1, w2,
+# dct_t and the plan's length.
+# arena: header (ARENA_HEADER values) = fill, skip, cursor, cap; the sample buffer (n_fft); scratch
+# xr, xi, yr, yi (n_fft/2 + SKEW each), power, entropy scratch (n_fft/2+1 each), mel (n_mels), log-mel
+# float32 value and log scratch (n_mels each), mfcc accumulator (n_pad); then the frames.
+PLAN_HEADER = 19
+ARENA_HEADER = 4
+SKEW = 8  # float64 gap after each FFT scratch array: x and y 4 KiB apart would alias in the store buffer
 
 
 @njit(cache=True, error_model="numpy")
@@ -395,78 +490,115 @@ def n_features(n_mels, n_mfcc):
 
 @njit(cache=True, error_model="numpy")
 def state_size(n_fft, n_mels, n_mfcc):
-    return STATE_HEADER + n_fft + 4 * (n_fft // 2) + 2 * (n_fft // 2 + 1) + 2 * n_mels + n_mfcc
+    """float64 values of an arena before its frames."""
+    n_pad = (n_mfcc + 3) // 4 * 4
+    return ARENA_HEADER + n_fft + 4 * (n_fft // 2 + SKEW) + 2 * (n_fft // 2 + 1) + 2 * n_mels + n_pad
 
 
 @njit(cache=True, error_model="numpy")
-def unpack(fplan, iplan, state):
-    """Views of the packed tables and scratch, taken once per call rather than once per frame."""
-    n_fft = iplan[0]
-    n_mels = iplan[2]
-    n_mfcc = iplan[3]
+def arena_size(n_fft, n_mels, n_mfcc, cap):
+    """float64 values of an arena with room for `cap` frames (float32, frame-major)."""
+    return state_size(n_fft, n_mels, n_mfcc) + (cap * n_features(n_mels, n_mfcc) + 1) // 2
+
+
+@njit(cache=True, error_model="numpy")
+def unpack(plan, arena):
+    """Views of the plan's tables and the arena's scratch, taken once per call, not per frame."""
+    n_fft = int(plan[0])
+    n_mels = int(plan[2])
+    n_pad = int(plan[4])
     m = n_fft // 2
     nb = m + 1
-    o = STATE_HEADER + n_fft
-    e = o + 4 * m + 2 * nb
-    return (
-        fplan[iplan[6]:iplan[6] + n_fft],  # window
-        iplan[iplan[13]:iplan[13] + m],  # bitrev
-        fplan[iplan[7]:iplan[8]],  # tw_re
-        fplan[iplan[8]:iplan[9]],  # tw_im
-        fplan[iplan[9]:iplan[9] + nb],  # post_re
-        fplan[iplan[10]:iplan[10] + nb],  # post_im
-        iplan[iplan[14]:iplan[14] + n_mels],  # mel starts
-        iplan[iplan[15]:iplan[15] + n_mels],  # mel lengths
-        iplan[iplan[16]:iplan[16] + n_mels],  # mel offsets
-        fplan[iplan[12]:],  # mel weights
-        fplan[iplan[11]:iplan[11] + n_mfcc * n_mels],  # dct_t, flat
-        state[o:o + m], state[o + m:o + 2 * m], state[o + 2 * m:o + 3 * m], state[o + 3 * m:o + 4 * m],  # xr xi yr yi
-        state[o + 4 * m:o + 4 * m + nb], state[o + 4 * m + nb:e],  # power, entropy scratch
-        state[e:e + n_mels], state[e + n_mels:e + 2 * n_mels], state[e + 2 * n_mels:e + 2 * n_mels + n_mfcc],
-        iplan[4], iplan[5], fplan[0],  # envelope band and scale
-    )
+    o = PLAN_HEADER - 10
+    window = plan[int(plan[o]):int(plan[o + 1])]
+    tw_re = plan[int(plan[o + 1]):int(plan[o + 2])]
+    tw_im = plan[int(plan[o + 2]):int(plan[o + 3])]
+    post_re = plan[int(plan[o + 3]):int(plan[o + 4])]
+    post_im = plan[int(plan[o + 4]):int(plan[o + 5])]
+    seg = plan[int(plan[o + 5]):int(plan[o + 6])].view(np.int64)
+    w1 = plan[int(plan[o + 6]):int(plan[o + 7])]
+    w2 = plan[int(plan[o + 7]):int(plan[o + 8])]
+    dct_t = plan[int(plan[o + 8]):int(plan[o + 9])]
+    s = ARENA_HEADER + n_fft
+    xr = arena[s:s + m]
+    s += m + SKEW
+    xi = arena[s:s + m]
+    s += m + SKEW
+    yr = arena[s:s + m]
+    s += m + SKEW
+    yi = arena[s:s + m]
+    s += m + SKEW
+    power = arena[s:s + nb]
+    ent = arena[s + nb:s + 2 * nb]
+    s += 2 * nb
+    mel = arena[s:s + n_mels]
+    log32 = arena[s + n_mels:s + 2 * n_mels].view(np.float32)  # log-mel values, then the log's scratch
+    acc = arena[s + 2 * n_mels:s + 2 * n_mels + n_pad]
+    return (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
+            xr, xi, yr, yi, power, ent, mel, log32[:n_mels], log32[n_mels:], acc,
+            int(plan[3]), int(plan[5]), int(plan[6]), plan[7], np.float32(plan[8]))
 
 
-@njit(cache=True, error_model="numpy")
-def frame_all(frame, v, out, t):
-    """Every feature of one n_fft frame into column t of `out` (float32 features x frames); v = unpack(...)."""
-    (window, bitrev, tw_re, tw_im, post_re, post_im, starts, lengths, offsets, weights, dct_t,
-     xr, xi, yr, yi, power, scratch, mel, logmel, mfcc, env_lo, env_hi, env_scale) = v
+@njit(cache=True, error_model="numpy", inline="always")  # a call would copy the 24 views of v per frame
+def frame_all(frame, v, out, o):
+    """Every feature of one n_fft frame into out[o:o + n_features] (flat float32); v = unpack(...)."""
+    (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
+     xr, xi, yr, yi, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin) = v
     n_mels = mel.shape[0]
-    n_mfcc = mfcc.shape[0]
-    power_frame(frame, window, bitrev, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
-    mel_frame(power, starts, lengths, offsets, weights, mel)
+    power_frame(frame, window, tw_re, tw_im, post_re, post_im, xr, xi, yr, yi, power)
+    mel_frame(power, seg, w1, w2, mel)
     for b in range(n_mels):  # float32 hand-offs, as melspectrogram -> power_to_db -> dct in float32
-        logmel[b] = np.float32(db(np.float64(np.float32(mel[b])), 1e-10, 0.0))
-        out[b, t] = logmel[b]
-    dct_frame(logmel, dct_t, mfcc)
+        logmel[b] = np.float32(mel[b])
+    db32_into(logmel, log_scratch, LOG_MEL_AMIN, ln_amin, 0.0)
+    dct_frame(logmel, dct_t, acc)
+    for b in range(n_mels):
+        out[o + b] = logmel[b]
+    o += n_mels
     for k in range(n_mfcc):
-        out[n_mels + k, t] = mfcc[k]
-    r = n_mels + n_mfcc
+        out[o + k] = np.float32(acc[k])
+    o += n_mfcc
     rms, zcr, clipped = frame_stats(frame, ZC_THRESHOLD)
-    out[r, t] = rms
-    out[r + 1, t] = zcr
-    out[r + 2, t] = entropy_frame(power, scratch)
-    out[r + 3, t] = envelope_frame(power, env_lo, env_hi, env_scale)
-    out[r + 4, t] = clipped
+    out[o] = rms
+    out[o + 1] = zcr
+    out[o + 2] = entropy_frame(power, ent)
+    out[o + 3] = envelope_frame(power, env_lo, env_hi, env_scale)
+    out[o + 4] = clipped
 
 
-@njit(cache=True, error_model="numpy")
-def stream_push(pcm, fplan, iplan, state, out):
-    """Append pcm (any length) to the stream, writing the frames it completes into `out`
-    (features x frames, sized by the caller from the sample count); returns how many.
+_PLAN = types.Array(types.float64, 1, "C", readonly=True)
+_ARENA = types.Array(types.float64, 1, "C")
+
+
+# Compiled for exactly these: another dtype or layout is a TypeError for the caller to normalise.
+@njit([types.intp(types.Array(t, 1, "C"), _PLAN, _ARENA) for t in (types.int16, types.float32)],
+      cache=True, error_model="numpy")
+def stream_push(pcm, plan, arena):
+    """Append pcm (any length) to the stream, writing the frames it completes at the arena's
+    cursor; returns how many. The owner makes room first (a frame completes every hop
+    samples once n_fft are in); frames beyond the room would be dropped, never written past it.
 
     pcm is int16 (scaled by 1/32768) or float32, like the float32 batch API. Raises
     ValueError before touching the state if pcm holds NaN/inf."""
     scale = 1.0 / 32768.0 if pcm.itemsize == 2 else 1.0  # a constant in each compiled variant
-    n_fft = iplan[0]
-    hop = iplan[1]
     if check_finite(pcm) >= 0:
         raise ValueError("audio contains NaN or inf")
-    fill = int(state[0])
-    skip = int(state[1])
-    buf = state[STATE_HEADER:STATE_HEADER + n_fft]
-    v = unpack(fplan, iplan, state)
+    n_fft = int(plan[0])
+    hop = int(plan[1])
+    rows = n_features(int(plan[2]), int(plan[3]))
+    fill = int(arena[0])
+    skip = int(arena[1])
+    cursor = int(arena[2])
+    cap = int(arena[3])
+    buf = arena[ARENA_HEADER:ARENA_HEADER + n_fft]
+    if pcm.shape[0] < skip + n_fft - fill:  # no frame completes: buffer and go (no views of the tables)
+        i = min(skip, pcm.shape[0])
+        for j in range(pcm.shape[0] - i):
+            buf[fill + j] = np.float32(pcm[i + j] * scale)
+        arena[0] = fill + pcm.shape[0] - i
+        arena[1] = skip - i
+        return 0
+    out = arena[state_size(n_fft, int(plan[2]), int(plan[3])):].view(np.float32)
+    v = unpack(plan, arena)
     t = 0
     i = min(skip, pcm.shape[0])
     skip -= i
@@ -477,9 +609,10 @@ def stream_push(pcm, fplan, iplan, state, out):
         fill += take
         i += take
         if fill == n_fft:
-            if t < out.shape[1]:  # (the caller's count is exact; never write past it)
-                frame_all(buf, v, out, t)
-            t += 1
+            if cursor < cap:
+                frame_all(buf, v, out, cursor * rows)
+                cursor += 1
+                t += 1
             if hop < n_fft:
                 for j in range(n_fft - hop):  # forward copy: safe for a left shift
                     buf[j] = buf[j + hop]
@@ -490,20 +623,25 @@ def stream_push(pcm, fplan, iplan, state, out):
                 d = min(skip, pcm.shape[0] - i)
                 i += d
                 skip -= d
-    state[0] = fill
-    state[1] = skip
+    arena[0] = fill
+    arena[1] = skip
+    arena[2] = cursor
     return t
 
 
 @njit(cache=True, error_model="numpy")
-def frames_all(y, hop, fplan, iplan, state):
-    """Every feature for every full frame of y (center=False): the batch twin of stream_push."""
-    n_fft = iplan[0]
+def frames_all(y, hop, plan):
+    """Every feature for every full frame of y (center=False), frame-major (frames x features):
+    the batch twin of stream_push."""
+    n_fft = int(plan[0])
     total = n_frames(y.shape[0], n_fft, hop)
-    out = np.empty((n_features(iplan[2], iplan[3]), total), np.float32)
-    v = unpack(fplan, iplan, state)
+    rows = n_features(int(plan[2]), int(plan[3]))
+    out = np.empty((total, rows), np.float32)
+    flat = out.reshape(total * rows)
+    arena = np.zeros(state_size(n_fft, int(plan[2]), int(plan[3])))
+    v = unpack(plan, arena)
     for t in range(total):
-        frame_all(y[t * hop:t * hop + n_fft], v, out, t)
+        frame_all(y[t * hop:t * hop + n_fft], v, flat, t * rows)
     return out
 
 

@@ -92,27 +92,26 @@ _new_frames = object.__new__
 _set_data = FeatureFrames.data.__set__  # slot descriptors: no frozen-dataclass __setattr__ detour
 _set_config = FeatureFrames.config.__set__
 
+ARENA_FRAMES = 32  # output frames per arena (0.32 s at a 10 ms hop): one allocation per 32 frames
+
 
 @functools.lru_cache(maxsize=32)
-def stream_plan(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The constant tables of one configuration packed into (fplan float64, iplan int64)."""
+def stream_plan(config: FeatureConfig) -> np.ndarray:
+    """The constant tables of one configuration packed into one read-only float64 array (see kernels)."""
     c = config
     sp = spectrum_plan(c.n_fft)
     mp = mel_plan(float(c.sr), c.n_fft, c.n_mels, float(c.fmin), c.fmax, False, "slaney", np.float32)
     dct = dct_plan(c.n_mfcc, c.n_mels)
     lo, hi, scale = envelope_band(c.sr, c.n_fft, window=sp.window)
-    fparts = [np.array([scale]), sp.window, sp.tw_re, sp.tw_im, sp.post_re, sp.post_im,
-              dct.ravel(), mp.weights]
-    foffs = np.cumsum([0] + [len(p) for p in fparts])[:-1]
-    iparts = [sp.bitrev, mp.starts, mp.lengths, mp.offsets]
-    ioffs = kernels.IPLAN_HEADER + np.cumsum([0] + [len(p) for p in iparts])[:-1]
-    header = [c.n_fft, c.hop_length, c.n_mels, c.n_mfcc, lo, hi, *foffs[1:], *ioffs]
-    assert len(header) == kernels.IPLAN_HEADER
-    fplan = np.concatenate(fparts).astype(np.float64)
-    iplan = np.concatenate([np.array(header, np.int64), *iparts]).astype(np.int64)
-    fplan.setflags(write=False)
-    iplan.setflags(write=False)
-    return fplan, iplan
+    tables = [sp.window, sp.tw_re, sp.tw_im, sp.post_re, sp.post_im,
+              mp.seg.view(np.float64), mp.w1, mp.w2, dct.ravel()]
+    offsets = kernels.PLAN_HEADER + np.cumsum([0] + [len(t) for t in tables])
+    header = [c.n_fft, c.hop_length, c.n_mels, c.n_mfcc, dct.shape[1], lo, hi, scale,
+              kernels.ln32(kernels.LOG_MEL_AMIN), *offsets]
+    assert len(header) == kernels.PLAN_HEADER
+    plan = np.concatenate([np.array(header, np.float64), *tables])
+    plan.setflags(write=False)
+    return plan
 
 
 class StreamingFeatures:
@@ -121,66 +120,94 @@ class StreamingFeatures:
     `push(pcm)` takes int16 (scaled by 1/32768), float32 or float64 samples (taken as float32),
     or raw little-endian int16 bytes, of any length, and returns a `FeatureFrames` with the
     frames that push completed (possibly zero). NaN/inf raises ValueError and leaves the
-    stream unchanged.
+    stream unchanged. Frames are written into an arena that is never rewritten (a full one
+    is replaced), so every FeatureFrames handed out stays valid; the common case (contiguous
+    int16 or float32) is one numba call plus a view.
     """
 
-    __slots__ = ("_due", "_empty", "_fplan", "_hop", "_iplan", "_n_fft", "_none", "_rows", "_state", "config")
+    __slots__ = ("_arena", "_cursor", "_due", "_empty", "_frames", "_hop", "_n_state", "_plan", "_room", "_rows",
+                 "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
                  n_mfcc: int = 13, fmin: float = 0.0, fmax: float | None = None) -> None:
         self.config = FeatureConfig(int(sr), int(n_fft), int(hop_length), int(n_mels), int(n_mfcc), float(fmin),
                                     None if fmax is None else float(fmax))
-        self._fplan, self._iplan = stream_plan(self.config)
-        self._state = np.zeros(kernels.state_size(self.config.n_fft, self.config.n_mels, self.config.n_mfcc))
-        self._rows = kernels.n_features(self.config.n_mels, self.config.n_mfcc)
-        self._n_fft = self.config.n_fft
-        self._hop = self.config.hop_length
-        self._none = np.empty((self._rows, 0), np.float32)  # the kernel's output when nothing completes
-        empty = self._none.view()
+        c = self.config
+        self._plan = stream_plan(c)
+        self._rows = kernels.n_features(c.n_mels, c.n_mfcc)
+        self._n_state = kernels.state_size(c.n_fft, c.n_mels, c.n_mfcc)
+        self._hop = c.hop_length
+        empty = np.empty((self._rows, 0), np.float32)
         empty.flags.writeable = False
-        self._empty = FeatureFrames(empty, self.config)
-        self._due = self._n_fft  # samples still needed to complete the next frame
+        self._empty = FeatureFrames(empty, c)
+        self._arena = np.zeros(0)
+        self._new_arena(ARENA_FRAMES)
+        self._due = c.n_fft  # samples still needed to complete the next frame
+
+    def _new_arena(self, cap: int) -> None:
+        """Continue in a fresh arena with room for `cap` frames; frames handed out keep the old one."""
+        c = self.config
+        arena = np.zeros(kernels.arena_size(c.n_fft, c.n_mels, c.n_mfcc, cap))
+        keep = kernels.ARENA_HEADER + c.n_fft  # fill, skip, cursor, cap, samples
+        arena[:keep] = self._arena[:keep] if self._arena.size else 0.0
+        arena[2] = 0.0
+        arena[3] = cap
+        frames = arena[self._n_state:].view(np.float32)[:cap * self._rows].reshape(cap, self._rows).T
+        frames.flags.writeable = False  # a read-only view: the kernel writes through `arena`
+        self._arena, self._frames, self._cursor, self._room = arena, frames, 0, cap
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
-            if isinstance(pcm, (bytes, bytearray, memoryview)):  # copied: a read-only view is another numba type
-                pcm = np.frombuffer(pcm, "<i2").copy()
-            else:
-                pcm = np.asarray(pcm)
-        char = pcm.dtype.char
-        if char == "d":  # taken as float32 anyway; one compiled variant fewer
-            pcm = pcm.astype(np.float32)
-        elif char != "h" and char != "f":
-            raise TypeError(f"pcm must be int16, float32 or float64, not {pcm.dtype}")
-        if pcm.ndim != 1:
-            raise ValueError(f"pcm must be mono 1-D, got shape {pcm.shape}")
-        if pcm.strides[0] != pcm.itemsize:  # non-contiguous (a strided view): one compiled layout only
-            pcm = np.ascontiguousarray(pcm)
-        # the frame count is known before the kernel runs: frame k completes at sample n_fft + k*hop
-        due = self._due - pcm.shape[0]
-        if due > 0:
-            kernels.stream_push(pcm, self._fplan, self._iplan, self._state, self._none)
+            pcm = _as_pcm(pcm)
+        try:
+            due = self._due - len(pcm)
+        except TypeError:  # a 0-d array
+            return self.push(_as_pcm(pcm))
+        # frame k completes at sample n_fft + k*hop: the count is known before the kernel runs
+        n = 0 if due > 0 else 1 + (-due) // self._hop
+        if n > self._room:
+            self._new_arena(max(ARENA_FRAMES, n))
+        try:
+            kernels.stream_push(pcm, self._plan, self._arena)
+        except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
+            return self.push(_as_pcm(pcm))
+        if n == 0:
             self._due = due
             return self._empty
-        n = 1 + (-due) // self._hop
-        data = np.empty((self._rows, n), np.float32)
-        kernels.stream_push(pcm, self._fplan, self._iplan, self._state, data)
+        start = self._cursor
+        self._cursor = start + n
+        self._room -= n
         self._due = due + n * self._hop
-        data.setflags(write=False)
-        frames = _new_frames(FeatureFrames)  # = FeatureFrames(data, config), minus the frozen __init__'s cost
-        _set_data(frames, data)
+        frames = _new_frames(FeatureFrames)  # = FeatureFrames(view, config), minus the frozen __init__'s cost
+        _set_data(frames, self._frames[:, start:start + n])
         _set_config(frames, self.config)
         return frames
 
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
-        self._state[:] = 0.0
-        self._due = self._n_fft
+        self._arena[:2] = 0.0  # fill, skip
+        self._due = self.config.n_fft
 
     @property
     def state_nbytes(self) -> int:
-        """Bytes of per-stream state (the constant tables are shared)."""
-        return self._state.nbytes
+        """Bytes of per-stream state: samples and scratch (the tables are shared; the output
+        arena, ARENA_FRAMES frames, is extra)."""
+        return self._n_state * 8
+
+
+def _as_pcm(pcm) -> np.ndarray:
+    """pcm as a contiguous writable 1-D int16 or float32 array (the kernel's two variants), or a clear error."""
+    if isinstance(pcm, (bytes, bytearray, memoryview)):
+        return np.frombuffer(pcm, "<i2").copy()
+    pcm = np.asarray(pcm)
+    if pcm.ndim != 1:
+        raise ValueError(f"pcm must be mono 1-D, got shape {pcm.shape}")
+    char = pcm.dtype.char
+    if char == "d":  # taken as float32, like the batch API
+        return pcm.astype(np.float32)
+    if char != "h" and char != "f":
+        raise TypeError(f"pcm must be int16, float32 or float64, not {pcm.dtype}")
+    return pcm if pcm.flags.c_contiguous and pcm.flags.writeable else pcm.copy()
 
 
 def feature_frames(y, *, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40, n_mfcc: int = 13,
@@ -190,9 +217,7 @@ def feature_frames(y, *, sr: int = 16000, n_fft: int = 512, hop_length: int = 16
     y is taken as float32 like the stream; a signal shorter than n_fft gives zero frames."""
     config = FeatureConfig(int(sr), int(n_fft), int(hop_length), int(n_mels), int(n_mfcc), float(fmin),
                            None if fmax is None else float(fmax))
-    fplan, iplan = stream_plan(config)
     y64 = as_signal(y)[0].astype(np.float32).astype(np.float64)
-    scratch = np.zeros(kernels.state_size(config.n_fft, config.n_mels, config.n_mfcc))
-    data = kernels.frames_all(y64, config.hop_length, fplan, iplan, scratch)
+    data = kernels.frames_all(y64, config.hop_length, stream_plan(config)).T  # frame-major, like a stream's arena
     data.flags.writeable = False
     return FeatureFrames(data, config)

@@ -113,6 +113,20 @@ def test_vectorised_float32_log_is_within_a_few_ulp_of_numpy():
     assert out[-3] == 0.0
 
 
+def test_float32_power_to_db_is_within_2e_5_db_and_exact_at_the_floor():
+    rng = np.random.default_rng(1)
+    S = np.concatenate([10.0 ** rng.uniform(-14, 6, 50000), [0.0, 1e-10, 1e-11, 1.0]]).astype(np.float32)
+    exact = 10.0 * np.log10(np.maximum(np.float32(1e-10), S).astype(np.float64))
+    ours = dsp.power_to_db(S, top_db=None)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - exact).max() < 2e-5
+    assert np.all(ours[-4:-1] == -100.0) and ours[-1] == 0.0
+    with_nan = S[:10].copy()
+    with_nan[3] = np.nan
+    out = dsp.power_to_db(with_nan, top_db=None)  # non-finite input takes the float64 path: NaN stays NaN
+    assert np.isnan(out[3]) and np.array_equal(np.isnan(out), np.isnan(with_nan))
+
+
 # ---- speech parity -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("params", PARAMS, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
