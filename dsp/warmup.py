@@ -28,8 +28,9 @@ def warmup() -> float:
         features.spectral_entropy(y=y, n_fft=512, hop_length=160)
         features.energy_envelope(y=y, sr=16000, n_fft=512, hop_length=160)
         stream = StreamingFeatures()
-        stream.push(y[:700])
         analytics = UtteranceAnalytics()
+        for n in (600, 160, 320):  # 1 frame (a C-contiguous block), 1, then 2 (Fortran-ordered): both layouts
+            analytics.add(stream.push(y[:n]))
         analytics.add(feature_frames(y))
         analytics.summary()
     features.melspectrogram(y=tone, sr=16000, n_fft=512, hop_length=160, n_mels=40, power=1.0)
