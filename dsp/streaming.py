@@ -1,7 +1,8 @@
 """Per-stream feature extraction: push PCM of any length, get the frames it completed.
 
-A stream keeps O(n_fft) state (the last n_fft samples and scratch, one float64 array) and
-shares its constant tables with every stream of the same configuration. Frame t covers
+A stream keeps O(n_fft) state (the last n_fft samples and scratch) in one float64 array that
+also has room for its next ARENA_FRAMES output frames, and shares its constant tables with
+every stream of the same configuration. Frame t covers
 samples [t*hop, t*hop + n_fft) of everything pushed so far, so the frames equal the batch API
 with center=False on the whole signal, bit for bit, with the stream's float32 input rounding.
 Log-mel is `power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)`: a stream never sees the

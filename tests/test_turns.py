@@ -28,7 +28,9 @@ async def test_barge_in_cancels_and_truncates(server_url):
     async with RealtimeClient(server_url) as client:
         await client.recv(timeout=10)
         await client.update_session(somagent={"events": True})
-        long_text = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
+        # long enough that synthesis (faster than real time, ~50 ms a sentence here) is still running when
+        # the barge-in is confirmed (the echo gate may hold a quiet onset for a few hundred ms)
+        long_text = " ".join(["The quick brown fox jumps over the lazy dog."] * 60)
         await client.send({"type": "conversation.item.create", "item": {
             "type": "message", "role": "user", "content": [{"type": "input_text", "text": long_text}]}})
         await client.send({"type": "response.create"})
