@@ -92,6 +92,7 @@ class FeatureFrames:
 _new_frames = object.__new__
 _set_data = FeatureFrames.data.__set__  # slot descriptors: no frozen-dataclass __setattr__ detour
 _set_config = FeatureFrames.config.__set__
+_stream_push = kernels.stream_push
 
 ARENA_FRAMES = 32  # output frames per arena (0.32 s at a 10 ms hop): one allocation per 32 frames
 
@@ -126,7 +127,7 @@ class StreamingFeatures:
     int16 or float32) is one numba call plus a view.
     """
 
-    __slots__ = ("_arena", "_cursor", "_due", "_empty", "_frames", "_hop", "_n_state", "_plan", "_room", "_rows",
+    __slots__ = ("_arena", "_cap", "_cursor", "_due", "_empty", "_frames", "_hop", "_n_state", "_plan", "_rows",
                  "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
@@ -148,14 +149,14 @@ class StreamingFeatures:
     def _new_arena(self, cap: int) -> None:
         """Continue in a fresh arena with room for `cap` frames; frames handed out keep the old one."""
         c = self.config
-        arena = np.zeros(kernels.arena_size(c.n_fft, c.n_mels, c.n_mfcc, cap))
+        arena = np.empty(kernels.arena_size(c.n_fft, c.n_mels, c.n_mfcc, cap))  # scratch needs no zeros
         keep = kernels.ARENA_HEADER + c.n_fft  # fill, skip, cursor, cap, samples
         arena[:keep] = self._arena[:keep] if self._arena.size else 0.0
         arena[2] = 0.0
         arena[3] = cap
         frames = arena[self._n_state:].view(np.float32)[:cap * self._rows].reshape(cap, self._rows).T
         frames.flags.writeable = False  # a read-only view: the kernel writes through `arena`
-        self._arena, self._frames, self._cursor, self._room = arena, frames, 0, cap
+        self._arena, self._frames, self._cursor, self._cap = arena, frames, 0, cap
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
@@ -164,20 +165,24 @@ class StreamingFeatures:
             due = self._due - len(pcm)
         except TypeError:  # a 0-d array
             return self.push(_as_pcm(pcm))
-        # frame k completes at sample n_fft + k*hop: the count is known before the kernel runs
-        n = 0 if due > 0 else 1 + (-due) // self._hop
-        if n > self._room:
-            self._new_arena(max(ARENA_FRAMES, n))
-        try:
-            kernels.stream_push(pcm, self._plan, self._arena)
-        except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
-            return self.push(_as_pcm(pcm))
-        if n == 0:
+        if due > 0:  # no frame completes
+            try:
+                _stream_push(pcm, self._plan, self._arena)
+            except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
+                return self.push(_as_pcm(pcm))
             self._due = due
             return self._empty
+        # frame k completes at sample n_fft + k*hop: the count is known before the kernel runs
+        n = 1 + (-due) // self._hop
         start = self._cursor
+        if start + n > self._cap:
+            self._new_arena(max(ARENA_FRAMES, n))
+            start = 0
+        try:
+            _stream_push(pcm, self._plan, self._arena)
+        except TypeError:
+            return self.push(_as_pcm(pcm))
         self._cursor = start + n
-        self._room -= n
         self._due = due + n * self._hop
         frames = _new_frames(FeatureFrames)  # = FeatureFrames(view, config), minus the frozen __init__'s cost
         _set_data(frames, self._frames[:, start:start + n])
