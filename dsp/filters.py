@@ -37,35 +37,52 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def fft_radices(m: int) -> list:
+    """Radix of each stage of the m-point complex FFT (m a power of two): 4 first (its stride-1
+    stage vectorises with interleaved stores), then 8 while 3 or more bits remain (a radix-8
+    stage at stride 4 vectorises where radix-4 does not), then 4 or 2 for what is left."""
+    if m == 2:
+        return [2]
+    radices = [4]
+    n = m // 4
+    while n > 1:
+        r = 8 if n >= 8 else n
+        radices.append(r)
+        n //= r
+    return radices
+
+
+@njit(cache=True)
 def fft_tables(n_fft: int):
     """Tables for a length-n_fft real FFT done as an m = n_fft/2-point complex FFT.
 
-    The complex FFT is a self-sorting (Stockham) radix-4 decimation in frequency with one
-    radix-2 stage at the end when m is not a power of 4: no bit reversal, and every stage
-    but the first reads and writes runs of contiguous samples, so its loops vectorise.
-    Returns (tw_re, tw_im, post_re, post_im): for each radix-4 stage of length n (n = m,
-    m/4, ... while n >= 4) the twiddles w^p, w^2p, w^3p (w = exp(-2*pi*i/n), p < n/4),
-    flat in stage order, and the real-FFT split twiddles exp(-2*pi*i*k/n_fft), k = 0..m.
+    The complex FFT is a self-sorting (Stockham) decimation in frequency with the radices of
+    `fft_radices`: no bit reversal, and every stage but the first reads and writes runs of
+    contiguous samples, so its loops vectorise.
+    Returns (tw_re, tw_im, post_re, post_im): for each stage of radix r and length n (n = m,
+    m/r1, ...) the twiddles w^(kp) for k = 1..r-1, p < n/r (w = exp(-2*pi*i/n)), flat in stage
+    order, k-major; and the real-FFT split twiddles exp(-2*pi*i*k/n_fft), k = 0..m.
     """
     m = n_fft // 2
+    radices = fft_radices(m)
     size = 0
     n = m
-    while n >= 4:
-        size += 3 * (n // 4)
-        n //= 4
+    for r in radices:
+        size += (r - 1) * (n // r)
+        n //= r
     tw_re = np.empty(size)
     tw_im = np.empty(size)
     o = 0
     n = m
-    while n >= 4:
-        q = n // 4
-        for k in range(1, 4):
+    for r in radices:
+        q = n // r
+        for k in range(1, r):
             for p in range(q):
                 ang = -2.0 * math.pi * k * p / n
                 tw_re[o + (k - 1) * q + p] = math.cos(ang)
                 tw_im[o + (k - 1) * q + p] = math.sin(ang)
-        o += 3 * q
-        n //= 4
+        o += (r - 1) * q
+        n //= r
     post_re = np.empty(m + 1)
     post_im = np.empty(m + 1)
     for k in range(m + 1):

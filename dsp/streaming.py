@@ -150,7 +150,7 @@ class StreamingFeatures:
         """Continue in a fresh arena with room for `cap` frames; frames handed out keep the old one."""
         c = self.config
         arena = np.empty(kernels.arena_size(c.n_fft, c.n_mels, c.n_mfcc, cap))  # scratch needs no zeros
-        keep = kernels.ARENA_HEADER + c.n_fft  # fill, skip, cursor, cap, samples
+        keep = kernels.ARENA_HEADER + 2 * c.n_fft  # fill, start, cursor, cap, samples
         arena[:keep] = self._arena[:keep] if self._arena.size else 0.0
         arena[2] = 0.0
         arena[3] = cap
@@ -191,7 +191,7 @@ class StreamingFeatures:
 
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
-        self._arena[:2] = 0.0  # fill, skip
+        self._arena[:2] = 0.0  # fill, start
         self._due = self.config.n_fft
 
     @property

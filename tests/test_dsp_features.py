@@ -113,14 +113,14 @@ def test_vectorised_float32_log_is_within_a_few_ulp_of_numpy():
     assert out[-3] == 0.0
 
 
-@pytest.mark.parametrize("n_fft", [4, 8, 16, 32, 64, 256, 512, 1024, 2048, 4096])
+@pytest.mark.parametrize("n_fft", [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
 def test_power_spectrum_kernel_matches_numpy_rfft_at_every_size(n_fft):
-    """Radix-4 stages, the radix-2 tail (n_fft/2 not a power of 4) and the spelled-out default sizes."""
+    """Radix-4 and radix-8 stages, the radix-4 and radix-2 tails and the spelled-out default sizes."""
     sp = filters.spectrum_plan(n_fft)
     frame = np.random.default_rng(n_fft).standard_normal(n_fft)
     m = n_fft // 2
     power = np.empty(m + 1)
-    kernels.power_frame(frame, *sp, *(np.empty(m) for _ in range(4)), power)
+    kernels.power_frame(frame, *sp, np.empty(kernels.fft_scratch_size(n_fft)), power)
     ref = np.abs(np.fft.rfft(frame * sp.window)) ** 2
     assert np.abs(power - ref).max() <= 1e-12 * ref.max()
 
