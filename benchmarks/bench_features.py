@@ -207,7 +207,7 @@ def _batch() -> None:
 
 def _memory() -> None:
     import dsp
-    from dsp.streaming import ARENA_FRAMES
+    from dsp.streaming import ROOM_FRAMES
 
     dsp.StreamingFeatures()  # shared tables built before measuring
     tracemalloc.start()
@@ -218,7 +218,7 @@ def _memory() -> None:
     used = sum(st.size_diff for st in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
     print(f"memory per stream: {used / len(streams) / 1024:.1f} KiB (tracemalloc, 100 streams; samples and "
-          f"scratch {streams[0].state_nbytes / 1024:.1f} KiB, the rest room for {ARENA_FRAMES} output frames), "
+          f"scratch {streams[0].state_nbytes / 1024:.1f} KiB, the rest room for {ROOM_FRAMES} output frames), "
           f"shared tables {streams[0]._plan.nbytes / 1024:.1f} KiB once")
 
 

@@ -614,19 +614,20 @@ def batch_spectral(y, n_fft, hop, window, tw_re, tw_im, post_re, post_im, lo, hi
 
 # ---- streaming: all features of one frame, and the push loop ---------------------------------
 # A configuration's constant tables travel as one packed float64 array (the plan; integer
-# tables are stored as int64 bit patterns and viewed back), a stream's state as one float64
-# array (the arena: state, scratch, then room for `cap` output frames), so a push is one numba
-# call with three array arguments. Frames are written frame-major (n_features floats each) at
-# the arena's cursor and never rewritten: when the room runs out the owner starts a new arena,
-# so frames already handed out stay valid.
+# tables are stored as int64 bit patterns and viewed back), a stream's samples and scratch as
+# one float64 array (the state, which stays put and so stays in cache), and its output frames
+# in a float32 array (the room), so a push is one numba call with four array arguments.
+# Frames are written frame-major (n_features floats each) at the state's cursor and never
+# rewritten: when the room runs out the owner starts a new one, so frames already handed out
+# stay valid.
 # plan: header (PLAN_HEADER values) = n_fft, hop, n_mels, n_mfcc, n_pad, env_lo, env_hi,
 # env_scale, ln32(LOG_MEL_AMIN), then the offsets of window, tw_re, tw_im, post_re, post_im, seg, w1, w2,
 # dct_t and the plan's length.
-# arena: header (ARENA_HEADER values) = fill, start, cursor, cap; the sample buffer (2*n_fft); scratch
+# state: header (STATE_HEADER values) = fill, start, cursor; the sample buffer (2*n_fft); scratch
 # z (fft_scratch_size; the entropy's scratch too), power (n_fft/2+1), mel (n_mels), log-mel
-# float32 value and log scratch (n_mels each), mfcc accumulator (n_pad); then the frames.
+# float32 value and log scratch (n_mels each), mfcc accumulator (n_pad).
 PLAN_HEADER = 19
-ARENA_HEADER = 4
+STATE_HEADER = 3
 
 
 @njit(cache=True, error_model="numpy")
@@ -637,20 +638,14 @@ def n_features(n_mels, n_mfcc):
 
 @njit(cache=True, error_model="numpy")
 def state_size(n_fft, n_mels, n_mfcc):
-    """float64 values of an arena before its frames."""
+    """float64 values of a stream's state."""
     n_pad = (n_mfcc + 3) // 4 * 4
-    return ARENA_HEADER + 2 * n_fft + fft_scratch_size(n_fft) + n_fft // 2 + 1 + 2 * n_mels + n_pad
+    return STATE_HEADER + 2 * n_fft + fft_scratch_size(n_fft) + n_fft // 2 + 1 + 2 * n_mels + n_pad
 
 
 @njit(cache=True, error_model="numpy")
-def arena_size(n_fft, n_mels, n_mfcc, cap):
-    """float64 values of an arena with room for `cap` frames (float32, frame-major)."""
-    return state_size(n_fft, n_mels, n_mfcc) + (cap * n_features(n_mels, n_mfcc) + 1) // 2
-
-
-@njit(cache=True, error_model="numpy")
-def unpack(plan, arena):
-    """Views of the plan's tables and the arena's scratch, taken once per call, not per frame."""
+def unpack(plan, state):
+    """Views of the plan's tables and the state's scratch, taken once per call, not per frame."""
     n_fft = int(plan[0])
     n_mels = int(plan[2])
     n_pad = int(plan[4])
@@ -666,21 +661,21 @@ def unpack(plan, arena):
     w1 = plan[int(plan[o + 6]):int(plan[o + 7])]
     w2 = plan[int(plan[o + 7]):int(plan[o + 8])]
     dct_t = plan[int(plan[o + 8]):int(plan[o + 9])]
-    s = ARENA_HEADER + 2 * n_fft
-    z = arena[s:s + fft_scratch_size(n_fft)]
+    s = STATE_HEADER + 2 * n_fft
+    z = state[s:s + fft_scratch_size(n_fft)]
     s += fft_scratch_size(n_fft)
     ent = z[:nb]  # the entropy's scratch: the FFT's is free once the power spectrum is out
-    power = arena[s:s + nb]
+    power = state[s:s + nb]
     s += nb
-    mel = arena[s:s + n_mels]
-    log32 = arena[s + n_mels:s + 2 * n_mels].view(np.float32)  # log-mel values, then the log's scratch
-    acc = arena[s + 2 * n_mels:s + 2 * n_mels + n_pad]
+    mel = state[s:s + n_mels]
+    log32 = state[s + n_mels:s + 2 * n_mels].view(np.float32)  # log-mel values, then the log's scratch
+    acc = state[s + 2 * n_mels:s + 2 * n_mels + n_pad]
     return (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
             z, power, ent, mel, log32[:n_mels], log32[n_mels:], acc,
             int(plan[3]), int(plan[5]), int(plan[6]), plan[7], np.float32(plan[8]))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def frame_all(frame, v, out, o):
     """Every feature of one n_fft frame into out[o:o + n_features] (flat float32); v = unpack(...)."""
     (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
@@ -707,7 +702,8 @@ def frame_all(frame, v, out, o):
 
 
 _PLAN = types.Array(types.float64, 1, "C", readonly=True)
-_ARENA = types.Array(types.float64, 1, "C")
+_STATE = types.Array(types.float64, 1, "C")
+_ROOM = types.Array(types.float32, 1, "C")
 
 
 @njit(cache=True, error_model="numpy")
@@ -720,12 +716,12 @@ def _append(pcm, i, take, buf, fill, scale):
 
 
 # Compiled for exactly these: another dtype or layout is a TypeError for the caller to normalise.
-@njit([types.intp(types.Array(t, 1, "C"), _PLAN, _ARENA) for t in (types.int16, types.float32)],
+@njit([types.intp(types.Array(t, 1, "C"), _PLAN, _STATE, _ROOM) for t in (types.int16, types.float32)],
       cache=True, error_model="numpy")
-def stream_push(pcm, plan, arena):
-    """Append pcm (any length) to the stream, writing the frames it completes at the arena's
-    cursor; returns how many. The owner makes room first (a frame completes every hop
-    samples once n_fft are in); frames beyond the room would be dropped, never written past it.
+def stream_push(pcm, plan, state, room):
+    """Append pcm (any length) to the stream, writing the frames it completes into `room` at
+    the state's cursor; returns how many. The owner makes room first (a frame completes every
+    hop samples once n_fft are in); frames beyond the room would be dropped, never written past it.
 
     Samples go into a buffer of 2*n_fft, appended in one pass and read in place by every frame
     that ends there; when it is full the samples not yet framed (fewer than n_fft) move to its
@@ -737,20 +733,19 @@ def stream_push(pcm, plan, arena):
         raise ValueError("audio contains NaN or inf")
     n_fft = int(plan[0])
     hop = int(plan[1])
-    fill = int(arena[0])  # samples in the buffer
-    start = int(arena[1])  # where the next frame starts (past fill while skipping, for hop > n_fft)
-    cursor = int(arena[2])
-    cap = int(arena[3])
+    fill = int(state[0])  # samples in the buffer
+    start = int(state[1])  # where the next frame starts (past fill while skipping, for hop > n_fft)
     size = 2 * n_fft
-    buf = arena[ARENA_HEADER:ARENA_HEADER + size]
+    buf = state[STATE_HEADER:STATE_HEADER + size]
     n = pcm.shape[0]
     if fill + n < start + n_fft and fill + n <= size:  # no frame completes: append and go
         _append(pcm, 0, n, buf, fill, scale)
-        arena[0] = fill + n
+        state[0] = fill + n
         return 0
     rows = n_features(int(plan[2]), int(plan[3]))
-    out = arena[state_size(n_fft, int(plan[2]), int(plan[3])):].view(np.float32)
-    v = unpack(plan, arena)
+    cursor = int(state[2])
+    cap = room.shape[0] // rows
+    v = unpack(plan, state)
     t = 0
     i = 0
     while i < n:
@@ -770,13 +765,13 @@ def stream_push(pcm, plan, arena):
         i += take
         while start + n_fft <= fill:
             if cursor < cap:
-                frame_all(buf[start:start + n_fft], v, out, cursor * rows)
+                frame_all(buf[start:start + n_fft], v, room, cursor * rows)
                 cursor += 1
                 t += 1
             start += hop
-    arena[0] = fill
-    arena[1] = start
-    arena[2] = cursor
+    state[0] = fill
+    state[1] = start
+    state[2] = cursor
     return t
 
 
@@ -789,8 +784,8 @@ def frames_all(y, hop, plan):
     rows = n_features(int(plan[2]), int(plan[3]))
     out = np.empty((total, rows), np.float32)
     flat = out.reshape(total * rows)
-    arena = np.zeros(state_size(n_fft, int(plan[2]), int(plan[3])))
-    v = unpack(plan, arena)
+    state = np.zeros(state_size(n_fft, int(plan[2]), int(plan[3])))
+    v = unpack(plan, state)
     for t in range(total):
         frame_all(y[t * hop:t * hop + n_fft], v, flat, t * rows)
     return out

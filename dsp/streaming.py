@@ -1,7 +1,7 @@
 """Per-stream feature extraction: push PCM of any length, get the frames it completed.
 
-A stream keeps O(n_fft) state (the last n_fft samples and scratch) in one float64 array that
-also has room for its next ARENA_FRAMES output frames, and shares its constant tables with
+A stream keeps O(n_fft) state (its last samples and scratch) in one float64 array, writes
+its frames into a float32 room for the next ROOM_FRAMES, and shares its constant tables with
 every stream of the same configuration. Frame t covers
 samples [t*hop, t*hop + n_fft) of everything pushed so far, so the frames equal the batch API
 with center=False on the whole signal, bit for bit, with the stream's float32 input rounding.
@@ -94,7 +94,7 @@ _set_data = FeatureFrames.data.__set__  # slot descriptors: no frozen-dataclass 
 _set_config = FeatureFrames.config.__set__
 _stream_push = kernels.stream_push
 
-ARENA_FRAMES = 32  # output frames per arena (0.32 s at a 10 ms hop): one allocation per 32 frames
+ROOM_FRAMES = 32  # output frames per room (0.32 s at a 10 ms hop): one allocation per 32 frames
 
 
 @functools.lru_cache(maxsize=32)
@@ -122,13 +122,13 @@ class StreamingFeatures:
     `push(pcm)` takes int16 (scaled by 1/32768), float32 or float64 samples (taken as float32),
     or raw little-endian int16 bytes, of any length, and returns a `FeatureFrames` with the
     frames that push completed (possibly zero). NaN/inf raises ValueError and leaves the
-    stream unchanged. Frames are written into an arena that is never rewritten (a full one
+    stream unchanged. Frames are written into a room that is never rewritten (a full one
     is replaced), so every FeatureFrames handed out stays valid; the common case (contiguous
     int16 or float32) is one numba call plus a view.
     """
 
-    __slots__ = ("_arena", "_cap", "_cursor", "_due", "_empty", "_frames", "_hop", "_n_state", "_plan", "_rows",
-                 "config")
+    __slots__ = ("_cap", "_cursor", "_due", "_empty", "_frames", "_hop", "_plan", "_room", "_rows",
+                 "_state", "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
                  n_mfcc: int = 13, fmin: float = 0.0, fmax: float | None = None) -> None:
@@ -137,26 +137,21 @@ class StreamingFeatures:
         c = self.config
         self._plan = stream_plan(c)
         self._rows = kernels.n_features(c.n_mels, c.n_mfcc)
-        self._n_state = kernels.state_size(c.n_fft, c.n_mels, c.n_mfcc)
+        self._state = np.zeros(kernels.state_size(c.n_fft, c.n_mels, c.n_mfcc))
         self._hop = c.hop_length
         empty = np.empty((self._rows, 0), np.float32)
         empty.flags.writeable = False
         self._empty = FeatureFrames(empty, c)
-        self._arena = np.zeros(0)
-        self._new_arena(ARENA_FRAMES)
+        self._new_room(ROOM_FRAMES)
         self._due = c.n_fft  # samples still needed to complete the next frame
 
-    def _new_arena(self, cap: int) -> None:
-        """Continue in a fresh arena with room for `cap` frames; frames handed out keep the old one."""
-        c = self.config
-        arena = np.empty(kernels.arena_size(c.n_fft, c.n_mels, c.n_mfcc, cap))  # scratch needs no zeros
-        keep = kernels.ARENA_HEADER + 2 * c.n_fft  # fill, start, cursor, cap, samples
-        arena[:keep] = self._arena[:keep] if self._arena.size else 0.0
-        arena[2] = 0.0
-        arena[3] = cap
-        frames = arena[self._n_state:].view(np.float32)[:cap * self._rows].reshape(cap, self._rows).T
-        frames.flags.writeable = False  # a read-only view: the kernel writes through `arena`
-        self._arena, self._frames, self._cursor, self._cap = arena, frames, 0, cap
+    def _new_room(self, cap: int) -> None:
+        """Continue in a fresh room for `cap` frames; frames handed out keep the old one."""
+        room = np.empty(cap * self._rows, np.float32)
+        frames = room.reshape(cap, self._rows).T
+        frames.flags.writeable = False  # a read-only view: the kernel writes through `room`
+        self._state[2] = 0.0  # cursor
+        self._room, self._frames, self._cursor, self._cap = room, frames, 0, cap
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
@@ -167,7 +162,7 @@ class StreamingFeatures:
             return self.push(_as_pcm(pcm))
         if due > 0:  # no frame completes
             try:
-                _stream_push(pcm, self._plan, self._arena)
+                _stream_push(pcm, self._plan, self._state, self._room)
             except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
                 return self.push(_as_pcm(pcm))
             self._due = due
@@ -176,10 +171,10 @@ class StreamingFeatures:
         n = 1 + (-due) // self._hop
         start = self._cursor
         if start + n > self._cap:
-            self._new_arena(max(ARENA_FRAMES, n))
+            self._new_room(max(ROOM_FRAMES, n))
             start = 0
         try:
-            _stream_push(pcm, self._plan, self._arena)
+            _stream_push(pcm, self._plan, self._state, self._room)
         except TypeError:
             return self.push(_as_pcm(pcm))
         self._cursor = start + n
@@ -191,14 +186,14 @@ class StreamingFeatures:
 
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
-        self._arena[:2] = 0.0  # fill, start
+        self._state[:2] = 0.0  # fill, start
         self._due = self.config.n_fft
 
     @property
     def state_nbytes(self) -> int:
         """Bytes of per-stream state: samples and scratch (the tables are shared; the output
-        arena, ARENA_FRAMES frames, is extra)."""
-        return self._n_state * 8
+        room, ROOM_FRAMES frames, is extra)."""
+        return self._state.nbytes
 
 
 def _as_pcm(pcm) -> np.ndarray:
@@ -224,6 +219,6 @@ def feature_frames(y, *, sr: int = 16000, n_fft: int = 512, hop_length: int = 16
     config = FeatureConfig(int(sr), int(n_fft), int(hop_length), int(n_mels), int(n_mfcc), float(fmin),
                            None if fmax is None else float(fmax))
     y64 = as_signal(y)[0].astype(np.float32).astype(np.float64)
-    data = kernels.frames_all(y64, config.hop_length, stream_plan(config)).T  # frame-major, like a stream's arena
+    data = kernels.frames_all(y64, config.hop_length, stream_plan(config)).T  # frame-major, like a stream's room
     data.flags.writeable = False
     return FeatureFrames(data, config)
