@@ -36,9 +36,10 @@ LOG_MEL_AMIN = 1e-10  # the stream's power_to_db(mel, ref=1.0, amin=1e-10, top_d
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _sum(a, lo, hi):
-    """sum(a[lo:hi]) in vector partial sums."""
+    """sum(a[lo:hi]) in vector partial sums (0 <= lo: uint64 indices, so no wraparound selects,
+    which would turn the loads into gathers)."""
     s = 0.0
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         s += a[i]
     return s
 
@@ -47,7 +48,7 @@ def _sum(a, lo, hi):
 def _dot(a, b, lo, hi):
     """sum(a[i] * b[i] for i in lo..hi-1) in vector partial sums (each product rounded first)."""
     s = 0.0
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         s += a[i] * b[i]
     return s
 
@@ -372,7 +373,7 @@ def mel_frame(power, seg, w1, w2, out):
     for b in range(out.shape[0]):
         s = 0.0
         t = 0.0
-        for k in range(seg[b], seg[b + 1]):
+        for k in range(np.uint64(seg[b]), np.uint64(seg[b + 1])):
             s += w1[k] * power[k]
             t += w2[k] * power[k]
         out[b] = carry + s
@@ -413,10 +414,10 @@ def dct_frame(logmel, dct_t, acc):
 
     dct_t is the transposed matrix (n_mels x n_pad) flattened and zero-padded to n_pad =
     len(acc), a multiple of 4, so the loop over k vectorises with no remainder."""
-    n_pad = acc.shape[0]
+    n_pad = np.uint64(acc.shape[0])
     for k in range(n_pad):
         acc[k] = 0.0
-    for n in range(logmel.shape[0]):
+    for n in range(np.uint64(logmel.shape[0])):
         x = np.float64(logmel[n])
         base = n * n_pad
         for k in range(n_pad):
@@ -687,18 +688,19 @@ def frame_all(frame, v, out, o):
         logmel[b] = np.float32(mel[b])
     db32_into(logmel, log_scratch, LOG_MEL_AMIN, ln_amin, 0.0)
     dct_frame(logmel, dct_t, acc)
-    for b in range(n_mels):
+    o = np.uint64(o)  # uint64: no wraparound selects, which would turn the stores into scatters
+    for b in range(np.uint64(n_mels)):
         out[o + b] = logmel[b]
-    o += n_mels
-    for k in range(n_mfcc):
+    o += np.uint64(n_mels)
+    for k in range(np.uint64(n_mfcc)):
         out[o + k] = np.float32(acc[k])
-    o += n_mfcc
+    o += np.uint64(n_mfcc)
     rms, zcr, clipped = frame_stats(frame, ZC_THRESHOLD)
     out[o] = rms
-    out[o + 1] = zcr
-    out[o + 2] = entropy_frame(power, ent)
-    out[o + 3] = envelope_frame(power, env_lo, env_hi, env_scale)
-    out[o + 4] = clipped
+    out[o + _U1] = zcr
+    out[o + _U2] = entropy_frame(power, ent)
+    out[o + _U3] = envelope_frame(power, env_lo, env_hi, env_scale)
+    out[o + _U4] = clipped
 
 
 _PLAN = types.Array(types.float64, 1, "C", readonly=True)
