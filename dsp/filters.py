@@ -242,14 +242,18 @@ def mel_plan(sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: 
     return plan
 
 
+DCT_ALIGN = 16  # dct_plan's row width is n_mels rounded up to this: whole vector steps in the MFCC kernel
+
+
 @functools.lru_cache(maxsize=32)
 def dct_plan(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """The DCT-II matrix transposed (n_mels x n_pad), zero columns after n_mfcc up to n_pad, the
-    next multiple of 4: the layout the MFCC kernel vectorises over with no remainder."""
+    """Rows 0..n_mfcc-1 of the DCT-II matrix (n_mfcc x width), zero columns after n_mels up to the
+    width, n_mels rounded up to DCT_ALIGN: the MFCC kernel takes each row's dot product with
+    zero-padded log-mel in whole vector steps, with no scalar remainder."""
     if not 0 < n_mfcc <= n_mels:
         raise ValueError(f"need 0 < n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
-    d = np.zeros((int(n_mels), (int(n_mfcc) + 3) // 4 * 4))
-    d[:, :n_mfcc] = dct_ortho_matrix(int(n_mfcc), int(n_mels)).T
+    d = np.zeros((int(n_mfcc), (int(n_mels) + DCT_ALIGN - 1) // DCT_ALIGN * DCT_ALIGN))
+    d[:, :n_mels] = dct_ortho_matrix(int(n_mfcc), int(n_mels))
     _readonly(d)
     return d
 

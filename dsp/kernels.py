@@ -409,19 +409,15 @@ def db32_into(x, e, amin, ln_amin, ref_db):
 
 
 @njit(cache=True, error_model="numpy")
-def dct_frame(logmel, dct_t, acc):
-    """MFCC: acc[k] = sum_n dct[k, n] * logmel[n], float64, n ascending, for k < len(acc).
+def dct_frame(x, rows, acc):
+    """MFCC: acc[k] = sum_n dct[k, n] * x[n], float64, for k < len(acc).
 
-    dct_t is the transposed matrix (n_mels x n_pad) flattened and zero-padded to n_pad =
-    len(acc), a multiple of 4, so the loop over k vectorises with no remainder."""
-    n_pad = np.uint64(acc.shape[0])
-    for k in range(n_pad):
-        acc[k] = 0.0
-    for n in range(np.uint64(logmel.shape[0])):
-        x = np.float64(logmel[n])
-        base = n * n_pad
-        for k in range(n_pad):
-            acc[k] += dct_t[base + k] * x
+    rows is the DCT matrix (len(acc) x width) flattened, zero beyond n_mels, and x is log-mel
+    zero-padded to the width (a multiple of filters.DCT_ALIGN): a vectorised dot per
+    coefficient with no remainder (the transposed form, over 16 coefficients, ran scalar)."""
+    w = x.shape[0]
+    for k in range(acc.shape[0]):
+        acc[k] = _dot(rows[k * w:(k + 1) * w], x, 0, w)
 
 
 # ---- energy features ---------------------------------------------------------------------------
@@ -580,13 +576,13 @@ def batch_db32(S, amin, ln_amin, ref_db):
 
 
 @njit(cache=True, error_model="numpy")
-def batch_dct(S, dct_t, n_pad, out):
-    col = np.empty(S.shape[0])
-    acc = np.empty(n_pad)
+def batch_dct(S, rows, width, out):
+    col = np.zeros(width)
+    acc = np.empty(out.shape[0])
     for t in range(S.shape[1]):
         for n in range(S.shape[0]):
             col[n] = S[n, t]
-        dct_frame(col, dct_t, acc)
+        dct_frame(col, rows, acc)
         for k in range(out.shape[0]):
             out[k, t] = acc[k]
 
@@ -621,12 +617,13 @@ def batch_spectral(y, n_fft, hop, window, tw_re, tw_im, post_re, post_im, lo, hi
 # Frames are written frame-major (n_features floats each) at the state's cursor and never
 # rewritten: when the room runs out the owner starts a new one, so frames already handed out
 # stay valid.
-# plan: header (PLAN_HEADER values) = n_fft, hop, n_mels, n_mfcc, n_pad, env_lo, env_hi,
+# plan: header (PLAN_HEADER values) = n_fft, hop, n_mels, n_mfcc, dct width, env_lo, env_hi,
 # env_scale, ln32(LOG_MEL_AMIN), then the offsets of window, tw_re, tw_im, post_re, post_im, seg, w1, w2,
-# dct_t and the plan's length.
+# dct rows and the plan's length.
 # state: header (STATE_HEADER values) = fill, start, cursor; the sample buffer (2*n_fft); scratch
 # z (fft_scratch_size; the entropy's scratch too), power (n_fft/2+1), mel (n_mels), log-mel
-# float32 value and log scratch (n_mels each), mfcc accumulator (n_pad).
+# float32 value and log scratch (n_mels each), log-mel in float64 zero-padded to the dct width,
+# mfcc accumulator (n_mfcc).
 PLAN_HEADER = 19
 STATE_HEADER = 3
 
@@ -640,8 +637,8 @@ def n_features(n_mels, n_mfcc):
 @njit(cache=True, error_model="numpy")
 def state_size(n_fft, n_mels, n_mfcc):
     """float64 values of a stream's state."""
-    n_pad = (n_mfcc + 3) // 4 * 4
-    return STATE_HEADER + 2 * n_fft + fft_scratch_size(n_fft) + n_fft // 2 + 1 + 2 * n_mels + n_pad
+    width = (n_mels + 15) // 16 * 16  # filters.dct_plan's row width
+    return STATE_HEADER + 2 * n_fft + fft_scratch_size(n_fft) + n_fft // 2 + 1 + 2 * n_mels + width + n_mfcc
 
 
 @njit(cache=True, error_model="numpy")
@@ -649,7 +646,8 @@ def unpack(plan, state):
     """Views of the plan's tables and the state's scratch, taken once per call, not per frame."""
     n_fft = int(plan[0])
     n_mels = int(plan[2])
-    n_pad = int(plan[4])
+    n_mfcc = int(plan[3])
+    width = int(plan[4])
     m = n_fft // 2
     nb = m + 1
     o = PLAN_HEADER - 10
@@ -661,7 +659,7 @@ def unpack(plan, state):
     seg = plan[int(plan[o + 5]):int(plan[o + 6])].view(np.int64)
     w1 = plan[int(plan[o + 6]):int(plan[o + 7])]
     w2 = plan[int(plan[o + 7]):int(plan[o + 8])]
-    dct_t = plan[int(plan[o + 8]):int(plan[o + 9])]
+    dct_rows = plan[int(plan[o + 8]):int(plan[o + 9])]
     s = STATE_HEADER + 2 * n_fft
     z = state[s:s + fft_scratch_size(n_fft)]
     s += fft_scratch_size(n_fft)
@@ -670,26 +668,31 @@ def unpack(plan, state):
     s += nb
     mel = state[s:s + n_mels]
     log32 = state[s + n_mels:s + 2 * n_mels].view(np.float32)  # log-mel values, then the log's scratch
-    acc = state[s + 2 * n_mels:s + 2 * n_mels + n_pad]
-    return (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
-            z, power, ent, mel, log32[:n_mels], log32[n_mels:], acc,
-            int(plan[3]), int(plan[5]), int(plan[6]), plan[7], np.float32(plan[8]))
+    s += 2 * n_mels
+    x = state[s:s + width]  # zero beyond n_mels: the state starts as zeros and only [:n_mels] is written
+    acc = state[s + width:s + width + n_mfcc]
+    return (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_rows,
+            z, power, ent, mel, log32[:n_mels], log32[n_mels:], x, acc,
+            int(plan[5]), int(plan[6]), plan[7], np.float32(plan[8]))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def frame_all(frame, out, o, window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t,
-              z, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin):
+def frame_all(frame, out, o, window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_rows,
+              z, power, ent, mel, logmel, log_scratch, x, acc, env_lo, env_hi, env_scale, ln_amin):
     """Every feature of one n_fft frame into out[o:o + n_features] (flat float32); the rest is
     `unpack(...)`, unpacked once per call by the caller: inlined, as a tuple unpacked per
     frame (a reference count per array per frame) or as a called function with 24 array
     arguments, a frame costs 5-15% more (measured)."""
     n_mels = mel.shape[0]
+    n_mfcc = acc.shape[0]
     power_frame(frame, window, tw_re, tw_im, post_re, post_im, z, power)
     mel_frame(power, seg, w1, w2, mel)
     for b in range(n_mels):  # float32 hand-offs, as melspectrogram -> power_to_db -> dct in float32
         logmel[b] = np.float32(mel[b])
     db32_into(logmel, log_scratch, LOG_MEL_AMIN, ln_amin, 0.0)
-    dct_frame(logmel, dct_t, acc)
+    for b in range(n_mels):
+        x[b] = logmel[b]
+    dct_frame(x, dct_rows, acc)
     o = np.uint64(o)  # uint64: no wraparound selects, which would turn the stores into scatters
     for b in range(np.uint64(n_mels)):
         out[o + b] = logmel[b]
@@ -749,7 +752,8 @@ def stream_push(pcm, plan, state, room):
     rows = n_features(int(plan[2]), int(plan[3]))
     cursor = int(state[2])
     cap = room.shape[0] // rows
-    (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t, z, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin) = unpack(plan, state)
+    (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc,
+     env_lo, env_hi, env_scale, ln_amin) = unpack(plan, state)
     t = 0
     i = 0
     while i < n:
@@ -769,7 +773,9 @@ def stream_push(pcm, plan, state, room):
         i += take
         while start + n_fft <= fill:
             if cursor < cap:
-                frame_all(buf[start:start + n_fft], room, cursor * rows, window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t, z, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin)
+                frame_all(buf[start:start + n_fft], room, cursor * rows, window, tw_re, tw_im, post_re, post_im, seg,
+                          w1, w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc, env_lo, env_hi,
+                          env_scale, ln_amin)
                 cursor += 1
                 t += 1
             start += hop
@@ -789,9 +795,11 @@ def frames_all(y, hop, plan):
     out = np.empty((total, rows), np.float32)
     flat = out.reshape(total * rows)
     state = np.zeros(state_size(n_fft, int(plan[2]), int(plan[3])))
-    (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t, z, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin) = unpack(plan, state)
+    (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc,
+     env_lo, env_hi, env_scale, ln_amin) = unpack(plan, state)
     for t in range(total):
-        frame_all(y[t * hop:t * hop + n_fft], flat, t * rows, window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_t, z, power, ent, mel, logmel, log_scratch, acc, n_mfcc, env_lo, env_hi, env_scale, ln_amin)
+        frame_all(y[t * hop:t * hop + n_fft], flat, t * rows, window, tw_re, tw_im, post_re, post_im, seg, w1, w2,
+                  dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc, env_lo, env_hi, env_scale, ln_amin)
     return out
 
 
