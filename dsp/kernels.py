@@ -733,8 +733,8 @@ def _append(pcm, i, take, buf, fill, scale):
       cache=True, error_model="numpy")
 def stream_push(pcm, plan, state, room):
     """Append pcm (any length) to the stream, writing the frames it completes into `room` at
-    the state's cursor; returns how many. The owner makes room first (a frame completes every
-    hop samples once n_fft are in); frames beyond the room would be dropped, never written past it.
+    the state's cursor; returns how many. If the room cannot take them all, returns minus
+    their number and changes nothing: the owner gives it a new room and pushes again.
 
     Samples go into a buffer of 2*n_fft, appended in one pass and read in place by every frame
     that ends there; when it is full the samples not yet framed (fewer than n_fft) move to its
@@ -758,6 +758,10 @@ def stream_push(pcm, plan, state, room):
     rows = n_features(int(plan[2]), int(plan[3]))
     cursor = int(state[2])
     cap = room.shape[0] // rows
+    due = fill + n - start - n_fft  # frames at start, start + hop, ... end within the samples
+    count = 0 if due < 0 else 1 + due // hop
+    if cursor + count > cap:
+        return -count
     (window, tw_re, tw_im, post_re, post_im, seg, w1, w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc,
      env_lo, env_hi, env_scale, ln_amin) = unpack(plan, state)
     t = 0

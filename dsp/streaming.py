@@ -127,8 +127,7 @@ class StreamingFeatures:
     int16 or float32) is one numba call plus a view.
     """
 
-    __slots__ = ("_cap", "_cursor", "_due", "_empty", "_frames", "_hop", "_plan", "_room", "_rows",
-                 "_state", "config")
+    __slots__ = ("_cursor", "_empty", "_frames", "_plan", "_room", "_rows", "_state", "config")
 
     def __init__(self, sr: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 40,
                  n_mfcc: int = 13, fmin: float = 0.0, fmax: float | None = None) -> None:
@@ -138,12 +137,10 @@ class StreamingFeatures:
         self._plan = stream_plan(c)
         self._rows = kernels.n_features(c.n_mels, c.n_mfcc)
         self._state = np.zeros(kernels.state_size(c.n_fft, c.n_mels, c.n_mfcc))
-        self._hop = c.hop_length
         empty = np.empty((self._rows, 0), np.float32)
         empty.flags.writeable = False
         self._empty = FeatureFrames(empty, c)
         self._new_room(ROOM_FRAMES)
-        self._due = c.n_fft  # samples still needed to complete the next frame
 
     def _new_room(self, cap: int) -> None:
         """Continue in a fresh room for `cap` frames; frames handed out keep the old one."""
@@ -151,34 +148,22 @@ class StreamingFeatures:
         frames = room.reshape(cap, self._rows).T
         frames.flags.writeable = False  # a read-only view: the kernel writes through `room`
         self._state[2] = 0.0  # cursor
-        self._room, self._frames, self._cursor, self._cap = room, frames, 0, cap
+        self._room, self._frames, self._cursor = room, frames, 0
 
     def push(self, pcm) -> FeatureFrames:
         if type(pcm) is not np.ndarray:
             pcm = _as_pcm(pcm)
         try:
-            due = self._due - len(pcm)
-        except TypeError:  # a 0-d array
+            n = _stream_push(pcm, self._plan, self._state, self._room)
+        except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
             return self.push(_as_pcm(pcm))
-        if due > 0:  # no frame completes
-            try:
-                _stream_push(pcm, self._plan, self._state, self._room)
-            except TypeError:  # not a contiguous writable int16/float32 vector: normalise once, then again
-                return self.push(_as_pcm(pcm))
-            self._due = due
-            return self._empty
-        # frame k completes at sample n_fft + k*hop: the count is known before the kernel runs
-        n = 1 + (-due) // self._hop
+        if n <= 0:
+            if n == 0:
+                return self._empty
+            self._new_room(max(ROOM_FRAMES, -n))  # the room was too small: nothing was taken yet
+            return self.push(pcm)
         start = self._cursor
-        if start + n > self._cap:
-            self._new_room(max(ROOM_FRAMES, n))
-            start = 0
-        try:
-            _stream_push(pcm, self._plan, self._state, self._room)
-        except TypeError:
-            return self.push(_as_pcm(pcm))
         self._cursor = start + n
-        self._due = due + n * self._hop
         frames = _new_frames(FeatureFrames)  # = FeatureFrames(view, config), minus the frozen __init__'s cost
         _set_data(frames, self._frames[:, start:start + n])
         _set_config(frames, self.config)
@@ -187,7 +172,6 @@ class StreamingFeatures:
     def reset(self) -> None:
         """Forget buffered samples (start of a new utterance on the same stream)."""
         self._state[:2] = 0.0  # fill, start
-        self._due = self.config.n_fft
 
     @property
     def state_nbytes(self) -> int:
