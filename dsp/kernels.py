@@ -781,13 +781,11 @@ def stream_push(pcm, plan, state, room):
         _append(pcm, i, take, buf, fill, scale)
         fill += take
         i += take
-        while start + n_fft <= fill:
-            if cursor < cap:
-                frame_all(buf[start:start + n_fft], room, cursor * rows, window, tw_re, tw_im, post_re, post_im, seg,
-                          w1, w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc, env_lo, env_hi,
-                          env_scale, ln_amin)
-                cursor += 1
-                t += 1
+        while start + n_fft <= fill:  # `count` frames in all, checked above to fit
+            frame_all(buf[start:start + n_fft], room, cursor * rows, window, tw_re, tw_im, post_re, post_im, seg, w1,
+                      w2, dct_rows, z, power, ent, mel, logmel, log_scratch, x, acc, env_lo, env_hi, env_scale, ln_amin)
+            cursor += 1
+            t += 1
             start += hop
     state[0] = fill
     state[1] = start
