@@ -161,6 +161,24 @@ def test_frames_are_immutable(speech16):
     assert np.shares_memory(frames.mfcc, frames.data)  # views, not copies
 
 
+def test_frames_handed_out_survive_new_rooms(speech16):
+    """Pushes that outgrow the output room (one of more than ROOM_FRAMES frames, then many small ones)
+    leave every block handed out earlier as it was."""
+    from dsp.streaming import ROOM_FRAMES
+
+    stream = dsp.StreamingFeatures()
+    big = stream.push(speech16[:512 + 160 * (ROOM_FRAMES + 8)])
+    assert big.n_frames == ROOM_FRAMES + 9
+    kept = [(big, big.data.copy())]
+    i = 512 + 160 * (ROOM_FRAMES + 8)
+    for _ in range(3 * ROOM_FRAMES):
+        part = stream.push(speech16[i:i + 320])
+        kept.append((part, part.data.copy()))
+        i += 320
+    assert all(np.array_equal(frames.data, copy) for frames, copy in kept)
+    assert np.array_equal(joined([f for f, _ in kept]), dsp.feature_frames(speech16[:i]).data)
+
+
 def test_reset_starts_over(speech16):
     stream = dsp.StreamingFeatures()
     first = stream.push(speech16[:5000]).data
