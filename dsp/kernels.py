@@ -173,17 +173,18 @@ def _first_radix4(z, xr, xi, yr, yi, tw_re, tw_im, m):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _stage_indices(xr, xi, yr, yi, o, s, n, radix):
+    """A stage's offsets, twiddle offset and stride as uint64, and its butterflies per stride (n/radix)."""
+    return (np.uint64(xr), np.uint64(xi), np.uint64(yr), np.uint64(yi), np.uint64(o), np.uint64(s),
+            np.uint64(n) // radix)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _radix4(z, xr, xi, yr, yi, tw_re, tw_im, o, n, s):
     """Radix-4 stage of length n, stride s: y[q + s(4p+k)] from x[q + s(p + k*n/4)], twiddles at o.
 
     The inner loop runs over s contiguous samples with the twiddles fixed, and vectorises."""
-    xr = np.uint64(xr)
-    xi = np.uint64(xi)
-    yr = np.uint64(yr)
-    yi = np.uint64(yi)
-    o = np.uint64(o)
-    s = np.uint64(s)
-    n1 = np.uint64(n) // _U4
+    xr, xi, yr, yi, o, s, n1 = _stage_indices(xr, xi, yr, yi, o, s, n, _U4)
     qt = n1 * s
     for p in range(n1):
         w1r = tw_re[o + p]
@@ -208,13 +209,7 @@ def _radix8(z, xr, xi, yr, yi, tw_re, tw_im, o, n, s):
 
     Its body is large enough that LLVM does not unroll an inner loop of 4 (stride 4) but
     vectorises it, which a radix-4 stage at that stride does not get."""
-    xr = np.uint64(xr)
-    xi = np.uint64(xi)
-    yr = np.uint64(yr)
-    yi = np.uint64(yi)
-    o = np.uint64(o)
-    s = np.uint64(s)
-    n1 = np.uint64(n) // _U8
+    xr, xi, yr, yi, o, s, n1 = _stage_indices(xr, xi, yr, yi, o, s, n, _U8)
     qt = n1 * s
     for p in range(n1):
         t = o + p
