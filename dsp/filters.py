@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from dsp import kernels
+
 _F_SP = 200.0 / 3  # Slaney mel scale: linear part, Hz per mel
 _MIN_LOG_HZ = 1000.0
 _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
@@ -39,14 +41,13 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
 @njit(cache=True)
 def fft_radices(m: int) -> list:
     """Radix of each stage of the m-point complex FFT (m a power of two): 4 first (its stride-1
-    stage vectorises with interleaved stores), then 8 while 3 or more bits remain (a radix-8
-    stage at stride 4 vectorises where radix-4 does not), then 4 or 2 for what is left."""
+    stage vectorises with interleaved stores), then kernels.stage_radix, as power_frame runs them."""
     if m == 2:
         return [2]
     radices = [4]
     n = m // 4
     while n > 1:
-        r = 8 if n >= 8 else n
+        r = kernels.stage_radix(n)
         radices.append(r)
         n //= r
     return radices

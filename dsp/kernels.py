@@ -124,9 +124,16 @@ def _window(frame, window, z, m, lz):
 
 
 @njit(cache=True, error_model="numpy")
+def stage_radix(n):
+    """Radix of a stage after the first (radix-4) one, with n points per sub-transform left: 8 while
+    3 or more bits remain (a radix-8 stage at stride 4 vectorises where radix-4 does not), then 4 or 2."""
+    return 8 if n >= 8 else n
+
+
+@njit(cache=True, error_model="numpy")
 def _stages(z, lz, tw_re, tw_im, m):
     """The complex FFT of x (m points) for sizes not spelled out; returns the result's offset in z
-    (0: x, 2*lz: y). Radices as filters.fft_radices: 4, then 8 while 3 or more bits remain, then 4 or 2."""
+    (0: x, 2*lz: y). Radix 4 first, then `stage_radix` (the stages filters.fft_tables builds)."""
     src = 0
     dst = 2 * lz
     if m == 2:
@@ -138,15 +145,13 @@ def _stages(z, lz, tw_re, tw_im, m):
     o = 3 * n
     while n > 1:
         src, dst = dst, src
-        if n >= 8:
+        r = stage_radix(n)
+        if r == 8:
             _radix8(z, src, src + lz, dst, dst + lz, tw_re, tw_im, o, n, s)
-            r = 8
-        elif n == 4:
+        elif r == 4:
             _radix4(z, src, src + lz, dst, dst + lz, tw_re, tw_im, o, n, s)
-            r = 4
         else:
             _radix2(z, src, src + lz, dst, dst + lz, s)
-            r = 2
         o += (r - 1) * (n // r)
         n //= r
         s *= r
