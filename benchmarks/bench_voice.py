@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from voice.app import create_app
+from voice.capacity import CapacityLimits
 from voice.config import Settings
 from voice.replay import replay_file
 from voice.serving import running_server
@@ -30,7 +31,7 @@ async def _run() -> None:
     files = sorted(SPEECH.glob("*.wav"))
     v2v: list[float] = []
     stages: dict[str, list[float]] = {k: [] for k in STAGES}
-    async with running_server(create_app(Settings())) as url:
+    async with running_server(create_app(Settings(capacity=CapacityLimits(measured=False)))) as url:
         for f in files:
             result = await replay_file(url, f, speed=1.0)
             for turn in result.turns:

@@ -22,6 +22,7 @@ import numpy as np
 from tests.webrtc_e2e.harness import PYTHON, run_result
 from tests.webrtc_e2e.netns import NetnsUnavailable, netns_exec, network_namespace
 from voice.app import create_app
+from voice.capacity import CapacityLimits
 from voice.config import Settings
 from voice.replay import replay_file
 from voice.serving import running_server
@@ -56,7 +57,7 @@ def _own_router_database():
 
 async def _websocket() -> tuple[list[float], list[float]]:
     client, server = [], []
-    async with running_server(create_app(Settings())) as url:
+    async with running_server(create_app(Settings(capacity=CapacityLimits(measured=False)))) as url:
         for _ in range(ROUNDS):
             for name in FILES:
                 result = await replay_file(url, SPEECH / name, speed=1.0)

@@ -152,3 +152,7 @@ class Catalog:
 
     def built(self) -> list[Any]:
         return list(self._instances.values())
+
+    def built_items(self) -> list[tuple[str, Any]]:
+        """(model name, adapter) for the adapters built so far."""
+        return list(self._instances.items())

@@ -30,16 +30,16 @@ class MeteredStream(RecognitionStream):
         self._finish_started: float | None = None
         self._done = False
 
-    async def push(self, pcm: np.ndarray) -> Transcript | None:
+    async def push(self, pcm: np.ndarray, *, partial: bool = True) -> Transcript | None:
         self._samples += len(pcm)
         try:
-            partial = await self._inner.push(pcm)
+            result = await self._inner.push(pcm, partial=partial)
         except Exception as exc:
             self._settle(Outcome.ERROR, str(exc))
             raise
-        if partial is not None and partial.text and self._attempt.first_output is None:
+        if result is not None and result.text and self._attempt.first_output is None:
             self._attempt.first_output = time.perf_counter()
-        return partial
+        return result
 
     async def finish(self) -> Transcript:
         self._finish_started = time.perf_counter()

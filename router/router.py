@@ -402,6 +402,11 @@ class ModelRouter:
     def recognizer(self, ctx: CallContext) -> SpeechRecognizer:
         return self.recognizers(ctx)[0]
 
+    def speech_backlog(self) -> dict[str, dict[str, float]]:
+        """Seconds of audio queued per worker of each recogniser built so far (admission control, /metrics)."""
+        return {name: adapter.backlog() for name, adapter in self.catalog.built_items()
+                if isinstance(adapter, SpeechRecognizer)}
+
     def recognizers(self, ctx: CallContext) -> list[SpeechRecognizer]:
         """The recognisers to try, in order (ejected ones last), each metered per utterance."""
         selection = self.select(Role.SPEECH_RECOGNITION, ctx)

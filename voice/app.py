@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,7 @@ from router.defaults import build_default_router
 from voice.auth import AuthError, bearer
 from voice.config import Settings
 from voice.server import VoiceServer
+from voice.server_metrics import CONTENT_TYPE
 from voice.transports.webrtc import close_calls, webrtc_routes
 from voice.transports.websocket import realtime_websocket
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
             log.info("dsp kernels ready in %.2f s", app.state.dsp_warmup_s)
         owns_start = not model_router.started
         await model_router.start(warm_speech=settings.warmup)
+        await server.start()  # load sampling starts once start-up's own work is done
         try:
             yield
         finally:
@@ -68,8 +70,23 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
+        """Always 200 while the process serves; `ready` says whether a new session would be admitted."""
+        return request.app.state.server.health()
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """For load balancers that read status codes: 503 while new sessions would be refused."""
+        health = request.app.state.server.health()
+        return JSONResponse(health, status_code=200 if health["ready"] else 503,
+                            headers=None if health["ready"] else {"Retry-After": str(settings.capacity.retry_after_s)})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
         server: VoiceServer = request.app.state.server
-        return {"status": "ok", "mode": settings.deployment_mode, "sessions": len(server.sessions)}
+        registry = getattr(request.app.state, "webrtc_calls", None)
+        body = server.metrics.render(sessions=len(server.sessions), calls=len(registry.calls) if registry else 0,
+                                     loop_busy=server.capacity.loop_busy(), backlog=model_router.speech_backlog())
+        return Response(body, media_type=CONTENT_TYPE)
 
     @app.post("/v1/realtime/client_secrets")
     async def client_secrets(request: Request, body: ClientSecretRequest | None = None) -> JSONResponse:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voice.capacity import CapacityLimits
+
 DeploymentMode = Literal["developer-light", "test", "production"]
 MODES: tuple[str, ...] = ("developer-light", "test", "production")
 
@@ -15,7 +17,7 @@ class Settings:
     deployment_mode: DeploymentMode = "developer-light"
     api_keys: frozenset[str] = field(default_factory=frozenset)
     max_event_bytes: int = 4 * 1024 * 1024
-    max_sessions: int = 200
+    capacity: CapacityLimits = field(default_factory=CapacityLimits)  # admission control (SOMAGENT_MAX_SESSIONS ...)
     client_secret_ttl_s: int = 600
     default_silence_ms: int = 300
     warmup: bool = True
@@ -33,7 +35,7 @@ class Settings:
             deployment_mode=mode,  # type: ignore[arg-type]
             api_keys=keys,
             max_event_bytes=int(env.get("SOMAGENT_MAX_EVENT_BYTES", cls.max_event_bytes)),
-            max_sessions=int(env.get("SOMAGENT_MAX_SESSIONS", cls.max_sessions)),
+            capacity=CapacityLimits.from_env(env),
             default_silence_ms=int(env.get("SOMAGENT_SILENCE_MS", cls.default_silence_ms)),
             warmup=env.get("SOMAGENT_WARMUP", "1") != "0",
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),

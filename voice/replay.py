@@ -203,8 +203,13 @@ async def replay(files: list[str], *, url: str | None = None, speed: float = 1.0
     async with AsyncExitStack() as stack:
         if url is None:
             from voice.app import create_app
+            from voice.capacity import CapacityLimits
+            from voice.config import Settings
             from voice.serving import running_server
-            url = await stack.enter_async_context(running_server(create_app(router=router)))
+
+            # the replay client shares this server's loop: its load is ours, so only the session cap applies
+            settings = Settings(capacity=CapacityLimits(measured=False))
+            url = await stack.enter_async_context(running_server(create_app(settings, router=router)))
         return [await replay_file(url, f, speed=speed, api_key=api_key, sink=sink, session=session) for f in files]
 
 

@@ -1,4 +1,4 @@
-"""The running service: settings, the model router, authentication and the live sessions."""
+"""The running service: settings, the model router, authentication, admission control and the live sessions."""
 
 from __future__ import annotations
 
@@ -9,11 +9,24 @@ from pydantic import ValidationError
 
 from router import CallContext, ModelRouter, Role
 from voice.auth import Authenticator, AuthError, Principal
+from voice.capacity import LoadMonitor, Refusal
 from voice.config import Settings
+from voice.server_metrics import ServerMetrics
 from voice.session import RealtimeSession
 from voice.session_config import SessionConfig, merge
 
 log = logging.getLogger(__name__)
+
+
+class ServerBusy(Exception):
+    """A session or call refused because the server could not serve it as well as those it has."""
+
+    code = "server_busy"
+
+    def __init__(self, refusal: Refusal, retry_after_s: int) -> None:
+        super().__init__(refusal.message)
+        self.reason, self.retry_after_s = refusal.reason, retry_after_s
+        self.message = f"the server is busy: {refusal.message}; try again in {retry_after_s} s"
 
 
 class VoiceServer:
@@ -23,6 +36,12 @@ class VoiceServer:
         self.auth = Authenticator(settings)
         self.sessions: dict[str, RealtimeSession] = {}
         self.sessions_opened = 0
+        self.metrics = ServerMetrics()
+        self.capacity = LoadMonitor(settings.capacity, sessions=lambda: len(self.sessions),
+                                    backlog=router.speech_backlog, on_lag=self.metrics.loop_lag.observe)
+
+    async def start(self) -> None:
+        await self.capacity.start()
 
     def base_config(self) -> SessionConfig:
         """Server defaults: our silence window, and transcription on with the router's recogniser."""
@@ -40,18 +59,32 @@ class VoiceServer:
             data = merge(data, {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")})
         return SessionConfig.model_validate(data)
 
+    def admit(self, transport: str) -> None:
+        """Raise ServerBusy (counted by reason) when one more session would not get the service others get."""
+        refusal = self.capacity.refusal()
+        if refusal is not None:
+            self.metrics.refusals.labels(reason=refusal.reason, transport=transport).inc()
+            log.warning("refused a %s session: %s", transport, refusal.message)
+            raise ServerBusy(refusal, self.settings.capacity.retry_after_s)
+
+    def health(self) -> dict[str, Any]:
+        refusal = self.capacity.refusal()
+        return {"status": "ok", "ready": refusal is None, "reason": refusal.reason if refusal else None,
+                "message": refusal.message if refusal else None, "mode": self.settings.deployment_mode,
+                "sessions": len(self.sessions), "load": self.capacity.load().to_dict()}
+
     async def open_session(self, principal: Principal, model: str | None = None,
-                           patch: dict[str, Any] | None = None) -> RealtimeSession:
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise AuthError("too_many_sessions", f"the server is at its limit of {self.settings.max_sessions} sessions")
+                           patch: dict[str, Any] | None = None, transport: str = "websocket") -> RealtimeSession:
+        self.admit(transport)
         try:
             config = self.session_config({**(principal.session or {}), **(patch or {})}, model)
         except ValidationError as exc:
             raise AuthError("invalid_session", f"invalid session configuration: {exc.errors()[0]['msg']}") from None
         session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.key_id),
-                                  max_event_bytes=self.settings.max_event_bytes)
+                                  max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe)
         self.sessions[session.id] = session
         self.sessions_opened += 1
+        self.metrics.sessions_opened.labels(transport=transport).inc()
         await session.start()
         return session
 
@@ -62,3 +95,4 @@ class VoiceServer:
     async def aclose(self) -> None:
         for session in list(self.sessions.values()):
             await self.close_session(session)
+        await self.capacity.aclose()

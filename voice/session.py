@@ -42,7 +42,8 @@ class ClientError(Exception):
 
 class RealtimeSession:
     def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
-                 max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic,
+                 observer: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
@@ -50,6 +51,7 @@ class RealtimeSession:
         self.ctx = CallContext(self.ctx.tenant, persona, self.ctx.conversation_id or new_id("conv"), self.id)
         self.max_event_bytes = max_event_bytes
         self._clock = clock
+        self._observer = observer  # sees every server event (server metrics), before the somagent.* filter
         self.outbox: asyncio.Queue[dict[str, Any] | object] = asyncio.Queue()
         self.conversation = Conversation()
         self.turns = TurnController(emit=self.emit, router=router, ctx=self.ctx, conversation=self.conversation,
@@ -70,6 +72,8 @@ class RealtimeSession:
     def emit(self, event: dict[str, Any]) -> None:
         if self.closed:
             return
+        if self._observer is not None:
+            self._observer(event)
         if event["type"].startswith("somagent.") and not self.extensions:
             return
         event.setdefault("event_id", new_id("event"))

@@ -54,6 +54,7 @@ class _Turn:
     metrics: TurnMetrics
     create_response: bool
     previous_item_id: str | None
+    wants_asr: bool = True  # False: nothing asked for a transcript, so none was made
 
 
 class TurnController:
@@ -73,6 +74,7 @@ class TurnController:
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
         self._stream: BackgroundRecognition | None = None
         self._asr_model: str | None = None
+        self._wants_asr = True
         self._item_id: str | None = None
         self._buffer_ms = 0.0
         self._last_audio_at: float | None = None
@@ -132,7 +134,7 @@ class TurnController:
         features = self._features.push(frame)  # the same 16 kHz frame the VAD reads, never a second copy
         ep = self._endpointer
         if ep is None:  # manual turns: everything goes to the recogniser
-            if self._stream is None:
+            if self._item_id is None:
                 self._open_stream()
             self._analytics.add(features)
             self._push(frame)
@@ -158,18 +160,37 @@ class TurnController:
                 self.barge_ins += 1
                 await self.interrupt(reason="turn_detected")
 
+    def _needs_recognition(self) -> bool:
+        """A transcript is wanted, or a response may follow this utterance (which needs its text).
+
+        Server VAD with `create_response: false` and `transcription: null` needs none: VAD, endpointing
+        and features still run, and no recogniser is opened (a client-created response then sees no text).
+        """
+        cfg = self._config().audio.input
+        td = cfg.turn_detection
+        return cfg.transcription is not None or td is None or bool(td.create_response)
+
     def _open_stream(self) -> None:
         self._item_id = item_id = new_id("item")
         self._stream, self._asr_model = None, None
+        self._wants_asr = self._needs_recognition()
+        if not self._wants_asr:
+            return
         for recognizer in self._router.recognizers(self.ctx):
             try:
                 stream = recognizer.stream()
             except AdapterError as exc:
                 log.warning("recogniser %s unavailable, trying the next: %s", recognizer.name, exc)
                 continue
-            self._stream = BackgroundRecognition(stream, lambda partial: self._emit({
-                "type": "somagent.input_audio_transcription.partial", "item_id": item_id,
-                "text": partial.text, "audio_ms": round(partial.audio_s * 1000)}))
+            self._stream = BackgroundRecognition(
+                stream,
+                lambda partial: self._emit({
+                    "type": "somagent.input_audio_transcription.partial", "item_id": item_id,
+                    "text": partial.text, "audio_ms": round(partial.audio_s * 1000)}),
+                lambda lagging, backlog_s: self._emit({
+                    "type": "somagent.asr.lagging", "item_id": item_id, "lagging": lagging,
+                    "backlog_ms": round(backlog_s * 1000)}),
+            )
             self._asr_model = recognizer.name
             return
 
@@ -222,7 +243,7 @@ class TurnController:
     # -- commits ------------------------------------------------------------------------------
     def commit(self) -> str | None:
         """A client's `input_audio_buffer.commit`; returns an error message when there is nothing to commit."""
-        if self._stream is None or self._buffer_ms < MIN_COMMIT_MS:
+        if self._item_id is None or self._buffer_ms < MIN_COMMIT_MS:
             return (f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, "
                     f"but the buffer holds {self._buffer_ms:.0f} ms")
         metrics = TurnMetrics(item_id=self._item_id or "", speech_end=self._last_audio_at, end_of_turn=self._clock())
@@ -240,7 +261,8 @@ class TurnController:
         prev = self._conversation.add(item)
         self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item.id})
         self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": item.wire()})
-        self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev))
+        self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
+                                     self._wants_asr))
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
         if self._finaliser is None or self._finaliser.done():
@@ -271,7 +293,9 @@ class TurnController:
         item, metrics = turn.item, turn.metrics
         metrics.asr_model = turn.asr_model
         transcript, failure, audio_s = "", None, 0.0
-        if turn.stream is None:
+        if not turn.wants_asr:
+            pass
+        elif turn.stream is None:
             failure = "no speech recogniser is available"
         else:
             try:

@@ -33,8 +33,11 @@ class RecognitionStream(abc.ABC):
     """Recognition of one utterance. Owned by the turn that opened it."""
 
     @abc.abstractmethod
-    async def push(self, pcm: np.ndarray) -> Transcript | None:
-        """Feed mono int16 PCM at 16 kHz; return a partial when the hypothesis changed."""
+    async def push(self, pcm: np.ndarray, *, partial: bool = True) -> Transcript | None:
+        """Feed mono int16 PCM at 16 kHz; return a partial when the hypothesis changed.
+
+        `partial=False` asks for no partial work on this audio (a lagging session sheds it); the final
+        still covers everything pushed."""
 
     @abc.abstractmethod
     async def finish(self) -> Transcript:
@@ -55,6 +58,10 @@ class SpeechRecognizer(abc.ABC):
 
     @abc.abstractmethod
     def stream(self) -> RecognitionStream: ...
+
+    def backlog(self) -> dict[str, float]:
+        """Seconds of audio waiting to be recognised, per worker (what admission control and /metrics read)."""
+        return {}
 
     async def aclose(self) -> None:
         """Free shared resources."""

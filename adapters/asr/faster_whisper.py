@@ -255,6 +255,7 @@ class _Job:
     key: int
     fn: Callable[[], Any]
     future: asyncio.Future
+    audio_s: float = 0.0  # the audio it transcribes, for the backlog
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -274,6 +275,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         self._slots: asyncio.Semaphore | None = None
         self._dispatcher: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
+        self._jobs: set[_Job] = set()  # queued or running, until their future settles
         self._streams: weakref.WeakSet[FasterWhisperStream] = weakref.WeakSet()
         self._closed = False
         self._unavailable: AdapterUnavailable | None = None
@@ -313,12 +315,14 @@ class FasterWhisperRecognizer(SpeechRecognizer):
             self._slots = asyncio.Semaphore(self.config.num_workers)
             self._dispatcher = asyncio.create_task(self._dispatch(), name="faster-whisper-dispatch")
 
-    async def run(self, key: int, fn: Callable[[], T], urgent: bool = False) -> T:
+    async def run(self, key: int, fn: Callable[[], T], urgent: bool = False, audio_s: float = 0.0) -> T:
         """Run `fn` on the worker pool when `key`'s turn comes."""
         if self._closed:
             raise AdapterError("recognizer is closed")
         self._ensure_dispatcher()
-        job = _Job(key, fn, asyncio.get_running_loop().create_future())
+        job = _Job(key, fn, asyncio.get_running_loop().create_future(), audio_s)
+        self._jobs.add(job)
+        job.future.add_done_callback(lambda _f: self._jobs.discard(job))
         self._queue.put_nowait(key, job, urgent)
         self._max_depth = max(self._max_depth, len(self._queue))
         return await job.future
@@ -399,6 +403,10 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         stream = FasterWhisperStream(self)
         self._streams.add(stream)
         return stream
+
+    def backlog(self) -> dict[str, float]:
+        """Audio in transcriptions queued or running (one shared model: one entry)."""
+        return {self.name: sum(j.audio_s for j in self._jobs)}
 
     def metrics(self) -> RecognizerMetrics:
         return RecognizerMetrics(
@@ -521,7 +529,7 @@ class FasterWhisperStream(RecognitionStream):
         samples = audio.astype(np.float32) / 32768.0
         prompt = self.policy.prompt(self._owner.config.prompt_chars)
         segments = await self._owner.run(
-            self.key, lambda: self._owner._transcribe(samples, prompt), urgent=final
+            self.key, lambda: self._owner._transcribe(samples, prompt), urgent=final, audio_s=len(samples) / SAMPLE_RATE
         )
         self.transcriptions += 1
         return self._hypothesis(segments, offset_s, len(samples) / SAMPLE_RATE), end_s
@@ -570,7 +578,7 @@ class FasterWhisperStream(RecognitionStream):
         self._returned_text = latest.text
         return latest
 
-    async def push(self, pcm: np.ndarray) -> Transcript | None:
+    async def push(self, pcm: np.ndarray, *, partial: bool = True) -> Transcript | None:
         if self.closed:
             raise AdapterError("recognition stream already finished")
         pcm = np.asarray(pcm)
@@ -582,7 +590,7 @@ class FasterWhisperStream(RecognitionStream):
             self._total += pcm.size
             self._since += pcm.size
         self._harvest()
-        if self._task is None and self._since >= self._interval:
+        if partial and self._task is None and self._since >= self._interval:
             self._task = asyncio.create_task(self._step(), name=f"faster-whisper-stream-{self.key}")
         return self._take_partial()
 

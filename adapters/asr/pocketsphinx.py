@@ -2,8 +2,13 @@
 
 Decoding runs in worker processes (see `pocketsphinx_worker`): pocketsphinx holds the GIL while it
 searches, which in a thread would stall the event loop of every session. Each worker keeps warm
-decoders (loading one takes ~0.35 s); an utterance is pinned to the least busy worker. The decoder
+decoders (loading one takes ~0.35 s); an utterance is pinned to the least loaded worker. The decoder
 settings are in the worker.
+
+The event loop talks to a worker through an asyncio transport on its socket: a request is written to the
+transport's buffer and never waits for a worker that is behind, and replies are read as they arrive.
+Each stream keeps at most one request of at most `max_push_s` of audio in flight, so what is queued for a
+worker is bounded by its streams; `backlog()` reports it in seconds of audio.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ import asyncio
 import itertools
 import math
 import multiprocessing
+import os
+import pickle
+import socket
+import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,87 +38,164 @@ class PocketsphinxConfig:
     workers: int = 2  # processes; decoding is CPU-bound, so about one per core
     decoders_per_worker: int = 2
     partial_interval_s: float = 0.2
+    max_push_s: float = 0.5  # audio per request: streams sharing a worker take turns at this grain
     max_utterance_s: float = 60.0
     start_timeout_s: float = 60.0
+    stop_timeout_s: float = 2.0
+    serve: Callable[..., None] = pocketsphinx_worker.serve  # the process body: (conn, decoders, sample rate)
+
+
+class _Frames(asyncio.Protocol):
+    """The parent's end of a worker's socket, read and written by the event loop.
+
+    The frames are those of `multiprocessing.connection.Connection` (a 4-byte big-endian length, or -1 and an
+    8-byte one, then a pickle), so the worker keeps its plain blocking `Connection`. Writes go to the
+    transport's buffer and never wait; replies are parsed as they arrive.
+    """
+
+    def __init__(self, on_message: Callable[[Any], None], on_lost: Callable[[str], None]) -> None:
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        while True:
+            if len(self._buf) < 4:
+                return
+            (size,) = struct.unpack_from("!i", self._buf)
+            head = 4
+            if size == -1:
+                if len(self._buf) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", self._buf, 4)
+                head = 12
+            if len(self._buf) < head + size:
+                return
+            payload = bytes(self._buf[head:head + size])
+            del self._buf[:head + size]
+            self._on_message(pickle.loads(payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(f"the decoding process ended ({exc})" if exc else "the decoding process ended")
+
+    @staticmethod
+    def encode(message: Any) -> bytes:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        n = len(payload)
+        header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!i", -1) + struct.pack("!Q", n)
+        return header + payload
 
 
 class _Worker:
-    """One decoding process and the replies awaited from it, in request order."""
+    """One decoding process and the replies awaited from it, in request order.
 
-    def __init__(self, config: PocketsphinxConfig) -> None:
+    Requests are written without waiting (the loop's transport buffers them); what is queued is bounded by
+    the callers, each stream keeping at most one push of at most `max_push_s` in flight. `backlog_s` is the
+    audio sent and not yet decoded: the worker's queue, as admission control and metrics see it.
+    """
+
+    def __init__(self, config: PocketsphinxConfig, index: int) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server process
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=pocketsphinx_worker.serve, args=(child, config.decoders_per_worker, SAMPLE_RATE),
-                                    daemon=True, name="pocketsphinx-worker")
+        parent, child = ctx.Pipe()  # a Unix socket pair
+        self._process = ctx.Process(target=config.serve, args=(child, config.decoders_per_worker, SAMPLE_RATE),
+                                    daemon=True, name=f"pocketsphinx-worker-{index}")
         self._process.start()
         child.close()
-        self._waiters: deque[asyncio.Future] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = socket.socket(fileno=os.dup(parent.fileno()))
+        parent.close()
+        self.label = f"pocketsphinx-{index}"
+        self._waiters: deque[tuple[asyncio.Future, int]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self._stop_timeout_s = config.stop_timeout_s
         self.streams = 0
+        self.queued_samples = 0
         self.dead: str | None = None
 
+    @property
+    def backlog_s(self) -> float:
+        return self.queued_samples / SAMPLE_RATE
+
     async def ready(self, timeout_s: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._conn.fileno(), self._on_readable)
+        loop = asyncio.get_running_loop()
+        sock, self._sock = self._sock, None
+        assert sock is not None
+        protocol = _Frames(self._on_message, self.kill)
+        transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
+        self._transport = transport
+        fut = self._expect(0)
         try:
-            reply = await asyncio.wait_for(self._request_future(), timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout_s):
+                reply = await fut
+        except TimeoutError:
             self.kill("did not start in time")
             raise AdapterUnavailable("pocketsphinx worker did not start in time") from None
+        except AdapterError as exc:
+            raise AdapterUnavailable(f"pocketsphinx worker failed to start: {exc}") from None
         if reply != "ready":
             raise AdapterUnavailable(f"pocketsphinx worker failed to start: {reply}")
 
-    def _request_future(self) -> asyncio.Future:
+    def _expect(self, samples: int) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiters.append((fut, samples))
+        self.queued_samples += samples
         return fut
 
-    def _on_readable(self) -> None:
-        try:
-            while self._conn.poll():
-                status, payload = self._conn.recv()
-                fut = self._waiters.popleft()
-                if fut.done():
-                    continue
-                if status == "ok":
-                    fut.set_result(payload)
-                else:
-                    fut.set_exception(AdapterError(f"pocketsphinx: {payload}"))
-        except (EOFError, OSError):
-            self.kill("the decoding process ended")
+    def _on_message(self, message: Any) -> None:
+        if not self._waiters:
+            self.kill("the decoding process sent an unexpected reply")
+            return
+        fut, samples = self._waiters.popleft()
+        self.queued_samples -= samples
+        if fut.done():
+            return
+        status, payload = message
+        if status == "ok":
+            fut.set_result(payload)
+        else:
+            fut.set_exception(AdapterError(f"pocketsphinx: {payload}"))
 
-    async def call(self, *request: Any) -> Any:
-        if self.dead is not None:
-            raise AdapterError(f"pocketsphinx worker unavailable: {self.dead}")
-        fut = self._request_future()
-        try:
-            self._conn.send(request)
-        except (OSError, ValueError) as exc:
-            self.kill(str(exc))
-            raise AdapterError(f"pocketsphinx worker unavailable: {exc}") from exc
-        return await fut
+    def send(self, *request: Any, samples: int = 0) -> asyncio.Future:
+        """Write one request now (never waits); the future settles with its reply. `samples` is the audio it
+        carries, counted in the backlog until the reply comes."""
+        if self.dead is not None or self._transport is None or self._transport.is_closing():
+            raise AdapterError(f"pocketsphinx worker unavailable: {self.dead or 'not started'}")
+        fut = self._expect(samples)
+        self._transport.write(_Frames.encode(request))
+        return fut
+
+    async def call(self, *request: Any, samples: int = 0) -> Any:
+        return await self.send(*request, samples=samples)
 
     def kill(self, reason: str) -> None:
         if self.dead is None:
             self.dead = reason
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._conn.fileno())
+        if self._transport is not None:
+            self._transport.abort()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         while self._waiters:
-            fut = self._waiters.popleft()
+            fut, _ = self._waiters.popleft()
             if not fut.done():
                 fut.set_exception(AdapterError(f"pocketsphinx worker unavailable: {reason}"))
+        self.queued_samples = 0
         if self._process.is_alive():
             self._process.kill()
 
     async def stop(self) -> None:
         if self.dead is None:
             try:
-                await asyncio.wait_for(self.call("stop"), 5)
-            except (AdapterError, asyncio.TimeoutError):
+                async with asyncio.timeout(self._stop_timeout_s):
+                    await self.call("stop")
+            except (AdapterError, TimeoutError):
                 pass
         self.kill("stopped")
         await asyncio.to_thread(self._process.join, 5)
-        self._conn.close()
 
 
 class PocketsphinxRecognizer(SpeechRecognizer):
@@ -119,6 +206,7 @@ class PocketsphinxRecognizer(SpeechRecognizer):
         self._workers: list[_Worker] = []
         self._starting: asyncio.Lock | None = None
         self._ids = itertools.count(1)
+        self._worker_ids = itertools.count()
 
     async def start(self) -> None:
         if self._starting is None:
@@ -129,7 +217,7 @@ class PocketsphinxRecognizer(SpeechRecognizer):
             if missing <= 0:
                 return
             try:
-                fresh = [_Worker(self.config) for _ in range(missing)]
+                fresh = [_Worker(self.config, next(self._worker_ids)) for _ in range(missing)]
             except OSError as exc:
                 raise AdapterUnavailable(f"cannot start pocketsphinx workers: {exc}") from exc
             await asyncio.gather(*(w.ready(self.config.start_timeout_s) for w in fresh))
@@ -139,10 +227,13 @@ class PocketsphinxRecognizer(SpeechRecognizer):
         return PocketsphinxStream(self, next(self._ids))
 
     async def worker(self) -> _Worker:
-        """The least busy live worker, starting workers on first use or after one died."""
+        """The least loaded live worker (audio queued, then streams), starting workers on first use or after one died."""
         if not any(w.dead is None for w in self._workers):
             await self.start()
-        return min((w for w in self._workers if w.dead is None), key=lambda w: w.streams)
+        return min((w for w in self._workers if w.dead is None), key=lambda w: (w.queued_samples, w.streams))
+
+    def backlog(self) -> dict[str, float]:
+        return {w.label: w.backlog_s for w in self._workers if w.dead is None}
 
     async def aclose(self) -> None:
         workers, self._workers = self._workers, []
@@ -169,19 +260,25 @@ class PocketsphinxStream(RecognitionStream):
         if self._worker is not None:
             self._worker.streams -= 1
 
-    async def push(self, pcm: np.ndarray) -> Transcript | None:
+    async def push(self, pcm: np.ndarray, *, partial: bool = True) -> Transcript | None:
         if self._closed:
             raise AdapterError("recognition stream already finished")
-        if self._samples / SAMPLE_RATE >= self._owner.config.max_utterance_s:
+        cfg = self._owner.config
+        if self._samples / SAMPLE_RATE >= cfg.max_utterance_s:
             return None  # bounded: audio past the limit is ignored rather than growing the lattice
         pcm = np.ascontiguousarray(pcm, dtype=np.int16)
-        self._samples += len(pcm)
-        self._since_partial += len(pcm)
-        want = self._since_partial >= self._owner.config.partial_interval_s * SAMPLE_RATE
-        if want:
-            self._since_partial = 0
         worker = await self._bound()
-        text = await worker.call("push", self._sid, pcm.tobytes(), want)
+        step = max(1, int(cfg.max_push_s * SAMPLE_RATE))
+        text = None
+        for start in range(0, len(pcm), step):
+            chunk = pcm[start:start + step]
+            self._samples += len(chunk)
+            self._since_partial += len(chunk)
+            last = start + step >= len(pcm)
+            want = partial and last and self._since_partial >= cfg.partial_interval_s * SAMPLE_RATE
+            if want:
+                self._since_partial = 0
+            text = await worker.call("push", self._sid, chunk.tobytes(), want, samples=len(chunk))
         if text is None or text == self._last_partial:
             return None
         self._last_partial = text
@@ -206,12 +303,17 @@ class PocketsphinxStream(RecognitionStream):
             return
         self._closed = True
         if self._worker is not None:
-            try:
-                await self._worker.call("close", self._sid)
+            try:  # nobody waits for the reply: closing never waits on a busy worker
+                self._worker.send("close", self._sid).add_done_callback(_consume)
             except AdapterError:
                 pass
             finally:
                 self._release()
+
+
+def _consume(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: a close that failed needs no report
 
 
 def _posterior(prob: float | None) -> float | None:

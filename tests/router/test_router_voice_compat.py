@@ -54,7 +54,7 @@ class FakeStream(RecognitionStream):
         self.fail = fail
         self.pushed = 0
 
-    async def push(self, pcm: np.ndarray) -> Transcript | None:
+    async def push(self, pcm: np.ndarray, *, partial: bool = True) -> Transcript | None:
         self.pushed += len(pcm)
         if self.fail:
             raise AdapterError("decoder crashed")

@@ -19,6 +19,7 @@ import httpx
 from playwright.async_api import async_playwright
 
 from voice.app import create_app
+from voice.capacity import CapacityLimits
 from voice.config import Settings
 from voice.serving import running_server
 
@@ -122,7 +123,7 @@ async def denied(page, base: str, args: argparse.Namespace, out: dict[str, Any])
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": args.mode}
-    app = create_app(Settings())
+    app = create_app(Settings(capacity=CapacityLimits(measured=False)))  # the harness shares the server's loop
     async with running_server(app, host=args.host) as base:
         flags = QUIET_FLAGS + [f"--unsafely-treat-insecure-origin-as-secure={base}", "--use-fake-device-for-media-stream"]
         if args.deny_mic:

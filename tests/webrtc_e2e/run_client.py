@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dsp import WebRtcVad, resample
 from voice.app import create_app
+from voice.capacity import CapacityLimits
 from voice.client import load_audio
 from voice.config import Settings
 from voice.serving import running_server
@@ -130,7 +132,8 @@ class Caller:
                 r = await http.post(self.base + "/v1/realtime/calls", content=offer,
                                     headers={"Content-Type": "application/sdp"})
             self.status = r.status_code
-            r.raise_for_status()
+            if r.status_code != 201:
+                raise RuntimeError(f"POST /v1/realtime/calls: {r.status_code} {r.text}")
             location, answer = r.headers.get("location", ""), r.text
         self.call_id = location.rsplit("/", 1)[-1] or None
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -389,7 +392,9 @@ SCENARIOS = {"conversation": conversation, "bargein": bargein, "clear": clear, "
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    settings = Settings(default_silence_ms=args.silence_ms) if args.silence_ms else Settings()
+    settings = Settings(capacity=CapacityLimits(measured=False))  # the callers share the server's loop
+    if args.silence_ms:
+        settings = replace(settings, default_silence_ms=args.silence_ms)
     app = create_app(settings)
     results: dict[str, Any] = {}
     async with running_server(app, host=args.host) as base:

@@ -49,7 +49,7 @@ from starlette.datastructures import UploadFile
 from voice.auth import AuthError, Principal, bearer
 from voice.config import Settings
 from voice.ids import new_id
-from voice.server import VoiceServer
+from voice.server import ServerBusy, VoiceServer
 from voice.session import RealtimeSession
 from voice.session_config import merge
 
@@ -70,12 +70,14 @@ _SDP_LINE = re.compile(r"^[a-z]=.*$")
 
 
 class CallError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
     def response(self) -> JSONResponse:
-        return error_response(self.status, self.code, self.message)
+        response = error_response(self.status, self.code, self.message)
+        response.headers.update(self.headers or {})
+        return response
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -539,7 +541,9 @@ class CallRegistry:
         model = model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
         wanted.pop("type", None)
         try:
-            session = await self.server.open_session(principal, model=model, patch=wanted)
+            session = await self.server.open_session(principal, model=model, patch=wanted, transport="webrtc")
+        except ServerBusy as exc:
+            raise CallError(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
         except AuthError as exc:
             status = 400 if exc.code == "invalid_session" else 503
             raise CallError(status, exc.code, exc.message) from None

@@ -9,7 +9,7 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voice.auth import AuthError, bearer
-from voice.server import VoiceServer
+from voice.server import ServerBusy, VoiceServer
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,11 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
         return
     try:
         session = await server.open_session(principal, model=ws.query_params.get("model"))
+    except ServerBusy as exc:
+        await _refuse(ws, exc.code, exc.message, TRY_AGAIN_LATER, type_="server_error")
+        return
     except AuthError as exc:
-        await _refuse(ws, exc.code, exc.message, TRY_AGAIN_LATER)
+        await _refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
         return
     writer = asyncio.create_task(_write(ws, session), name=f"ws-writer-{session.id}")
     try:
@@ -60,8 +63,9 @@ async def _write(ws: WebSocket, session) -> None:
         pass  # the reader notices the disconnect and closes the session
 
 
-async def _refuse(ws: WebSocket, code: str, message: str, close_code: int) -> None:
-    event = {"type": "error", "event_id": "event_auth", "error": {"type": "invalid_request_error", "code": code,
-                                                                    "message": message, "param": None, "event_id": None}}
+async def _refuse(ws: WebSocket, code: str, message: str, close_code: int,
+                  type_: str = "invalid_request_error") -> None:
+    event = {"type": "error", "event_id": "event_refused", "error": {"type": type_, "code": code,
+                                                                       "message": message, "param": None, "event_id": None}}
     await ws.send_text(json.dumps(event))
     await ws.close(code=close_code, reason=f"{code}: {message}"[:120])

@@ -1,0 +1,177 @@
+"""How full the server is, measured, and whether it can take one more session.
+
+Every session's audio path runs on one event loop, so the loop is what fills first. One task on that loop
+samples, every `interval_s`:
+
+- **loop lag**: how late a sleep wakes up; every session's next audio frame waits that long. Admission reads
+  the window's median, so one pause (a GC, a burst of connects) does not refuse anyone;
+- **loop busy**: CPU time of the loop's own thread per wall second (`time.thread_time`), i.e. the share of
+  its core that the audio path already uses. Unlike machine CPU it ignores the recogniser processes and any
+  neighbour, and it rises before lag does;
+- **recognition backlog**: seconds of audio queued per recogniser worker (`ModelRouter.speech_backlog`).
+
+A new session (WebSocket or WebRTC call) is refused when the server is at `max_sessions`, when recent lag
+or busy is over its limit, when admitting one more would push busy over it at the measured cost per
+talking session, or when the recognisers are behind. Limits come from the environment
+(`CapacityLimits.from_env`); the defaults were measured on the 2-core development machine (README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+log = logging.getLogger(__name__)
+
+MIN_SESSIONS_TO_PROJECT = 5
+
+
+@dataclass(frozen=True)
+class CapacityLimits:
+    max_sessions: int = 200
+    max_loop_lag_ms: float = 50.0  # median of the window's samples: sustained lateness, not one GC pause
+    max_loop_busy: float = 0.75  # share of one core used by the loop thread
+    max_asr_backlog_s: float = 2.0  # mean over a recogniser's workers
+    window_s: float = 2.0
+    retry_after_s: int = 2
+    # False: only max_sessions applies. For a server that shares its loop with its own client (replay, test
+    # harnesses, benchmarks), where the loop's load is the client's and refusing would only refuse itself.
+    measured: bool = True
+
+    ENV = {
+        "max_sessions": "SOMAGENT_MAX_SESSIONS",
+        "max_loop_lag_ms": "SOMAGENT_MAX_LOOP_LAG_MS",
+        "max_loop_busy": "SOMAGENT_MAX_LOOP_BUSY",
+        "max_asr_backlog_s": "SOMAGENT_MAX_ASR_BACKLOG_S",
+        "retry_after_s": "SOMAGENT_RETRY_AFTER_S",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CapacityLimits:
+        env = os.environ if env is None else env
+        values: dict[str, float | int] = {}
+        for name, var in cls.ENV.items():
+            if env.get(var):
+                kind = type(getattr(cls, name))
+                try:
+                    values[name] = kind(env[var])
+                except ValueError:
+                    raise ValueError(f"{var} must be a number, not {env[var]!r}") from None
+        limits = cls(**values)  # type: ignore[arg-type]
+        if limits.max_sessions < 0 or limits.max_loop_lag_ms <= 0 or not 0 < limits.max_loop_busy <= 1 \
+                or limits.max_asr_backlog_s <= 0 or limits.retry_after_s < 1:
+            raise ValueError("capacity limits: need max_sessions >= 0, max_loop_lag_ms > 0, 0 < max_loop_busy <= 1, "
+                             "max_asr_backlog_s > 0, retry_after_s >= 1")
+        return limits
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # sessions | event_loop_lag | loop_busy | recognition_backlog
+    message: str
+
+
+@dataclass(frozen=True)
+class Load:
+    sessions: int
+    loop_lag_p50_ms: float
+    loop_lag_max_ms: float
+    loop_busy: float
+    asr_backlog_s: dict[str, float]  # recogniser -> mean seconds queued per worker
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Backlog = Callable[[], Mapping[str, Mapping[str, float]]]
+
+
+class LoadMonitor:
+    def __init__(self, limits: CapacityLimits, *, sessions: Callable[[], int], backlog: Backlog,
+                 on_lag: Callable[[float], None] | None = None, interval_s: float = 0.05,
+                 thread_clock: Callable[[], float] = time.thread_time) -> None:
+        self.limits = limits
+        self._sessions = sessions
+        self._backlog = backlog
+        self._on_lag = on_lag
+        self._interval = interval_s
+        self._thread_clock = thread_clock
+        n = max(2, int(limits.window_s / interval_s))
+        self._lags: deque[float] = deque(maxlen=n)  # seconds late, per sample
+        self._busy: deque[tuple[float, float]] = deque(maxlen=n)  # (wall s, loop-thread cpu s) per sample
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="load-monitor")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        wall, cpu = loop.time(), self._thread_clock()
+        while True:
+            await asyncio.sleep(self._interval)
+            now, now_cpu = loop.time(), self._thread_clock()
+            lag = max(0.0, now - wall - self._interval)
+            self._lags.append(lag)
+            self._busy.append((now - wall, now_cpu - cpu))
+            wall, cpu = now, now_cpu
+            if self._on_lag is not None:
+                self._on_lag(lag)
+
+    # -- readings -------------------------------------------------------------------------------
+    def loop_busy(self) -> float:
+        wall = sum(w for w, _ in self._busy)
+        return min(1.0, sum(c for _, c in self._busy) / wall) if wall > 0 else 0.0
+
+    def _lag_p50_ms(self) -> float:
+        if not self._lags:
+            return 0.0
+        ordered = sorted(self._lags)
+        return ordered[len(ordered) // 2] * 1000.0
+
+    def asr_backlog(self) -> dict[str, float]:
+        out = {}
+        for model, workers in self._backlog().items():
+            if workers:
+                out[model] = sum(workers.values()) / len(workers)
+        return out
+
+    def load(self) -> Load:
+        return Load(sessions=self._sessions(), loop_lag_p50_ms=round(self._lag_p50_ms(), 2),
+                    loop_lag_max_ms=round(max(self._lags, default=0.0) * 1000.0, 2),
+                    loop_busy=round(self.loop_busy(), 3),
+                    asr_backlog_s={k: round(v, 3) for k, v in self.asr_backlog().items()})
+
+    def refusal(self) -> Refusal | None:
+        """Why one more session would not get the service the admitted ones get; None when it would."""
+        lim = self.limits
+        sessions = self._sessions()
+        if sessions >= lim.max_sessions:
+            return Refusal("sessions", f"the server is at its limit of {lim.max_sessions} sessions")
+        if not lim.measured or len(self._lags) < self._lags.maxlen // 2:
+            return None  # not measured, or too soon to judge: a start-up import is not a trend
+        lag = self._lag_p50_ms()
+        if lag > lim.max_loop_lag_ms:
+            return Refusal("event_loop_lag", f"the audio loop is running {lag:.0f} ms late (limit {lim.max_loop_lag_ms:g} ms)")
+        busy = self.loop_busy()
+        # one more session costs what an average one costs now (only read once there are enough to average)
+        projected = busy + (busy / sessions if sessions >= MIN_SESSIONS_TO_PROJECT else 0.0)
+        if projected > lim.max_loop_busy:
+            return Refusal("loop_busy", f"the audio loop is {busy:.0%} busy with {sessions} sessions; one more would "
+                                        f"take it past {lim.max_loop_busy:.0%}")
+        for model, seconds in self.asr_backlog().items():
+            if seconds > lim.max_asr_backlog_s:
+                return Refusal("recognition_backlog", f"speech recognition ({model}) is {seconds:.1f} s of audio behind "
+                                                      f"(limit {lim.max_asr_backlog_s:g} s)")
+        return None
