@@ -11,6 +11,7 @@ from dsp.features import (
     zero_crossing_rate,
 )
 from dsp.opus import OPUS_FRAME_SAMPLES, OPUS_RATE, OpusDecoder, OpusEncoder, OpusError
+from dsp.polyphase import PolyphaseResampler
 from dsp.resample import StreamResampler, resample
 from dsp.streaming import (
     FeatureConfig,
@@ -41,6 +42,7 @@ __all__ = [
     "mfcc",
     "power_to_db",
     "resample",
+    "PolyphaseResampler",
     "rms",
     "spectral_entropy",
     "warmup",

@@ -12,6 +12,7 @@ import numpy as np
 
 from dsp import features, kernels
 from dsp.analytics import UtteranceAnalytics
+from dsp.polyphase import PolyphaseResampler
 from dsp.streaming import StreamingFeatures, feature_frames
 
 
@@ -35,4 +36,6 @@ def warmup() -> float:
         analytics.summary()
     features.melspectrogram(y=tone, sr=16000, n_fft=512, hop_length=160, n_mels=40, power=1.0)
     kernels.check_finite(np.zeros(1, np.float32))
+    for rate in (8000, 24000, 48000):  # the input rates clients send, to the 16 kHz pipeline
+        PolyphaseResampler(rate, 16000).process(np.zeros(480, np.int16))
     return time.perf_counter() - started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsp import OPUS_RATE, OpusDecoder, OpusEncoder, StreamResampler
+from dsp import OPUS_RATE, OpusDecoder, OpusEncoder, PolyphaseResampler, StreamResampler
 from dsp.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voice.session_config import AudioFormat, OpusFormat, PcmaFormat, PcmFormat, PcmuFormat
 
@@ -29,7 +29,7 @@ class InputDecoder:
     def __init__(self, fmt: AudioFormat) -> None:
         self.format = fmt
         self.rate = format_rate(fmt)
-        self._resampler = StreamResampler(self.rate, PIPELINE_RATE)
+        self._resampler = PolyphaseResampler(self.rate, PIPELINE_RATE)  # no block delay before VAD
         self._opus = OpusDecoder() if isinstance(fmt, OpusFormat) else None
 
     def decode(self, data: bytes) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from router import CallContext, ModelRouter
-from dsp import StreamResampler
+from dsp import PolyphaseResampler
 from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
 from voice.conversation import Conversation, Item
 from voice.ids import new_id
@@ -59,7 +59,7 @@ class RealtimeSession:
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
         self._input_task: asyncio.Task | None = None
-        self._pcm_resampler: StreamResampler | None = None  # push_pcm (media transports)
+        self._pcm_resampler: PolyphaseResampler | None = None  # push_pcm (media transports)
         self.closed = False
         self.errors_sent = 0
         self._handlers = self._handler_table()
@@ -204,7 +204,7 @@ class RealtimeSession:
         if self.closed:
             return False
         if self._pcm_resampler is None or self._pcm_resampler.in_rate != rate:
-            self._pcm_resampler = StreamResampler(rate, PIPELINE_RATE)
+            self._pcm_resampler = PolyphaseResampler(rate, PIPELINE_RATE)
         out = self._pcm_resampler.process(pcm)
         if len(out) == 0:
             return True

@@ -1,0 +1,249 @@
+"""Capacity under load: how many sessions one server process serves on this machine, and what overload does.
+
+The server runs as `somagent-voice serve` in its own process (as `make run` starts it); the load generator
+(`benchmarks/load_client.py`) in another, and its CPU is reported beside the server's (server process plus its
+recogniser workers and espeak children).
+
+- **ingest**: N sessions stream real speech in real time with `transcription: null` and no responses; the
+  largest N with p99 `speech_stopped` lag < 50 ms and no lost or late events (goal >= 300). Lag is the arrival
+  of `speech_stopped` minus the send time of the chunk that completed its silence window.
+- **talking**: N sessions with recognition and responses on (the server's defaults), each speaking half the
+  time; the largest N with p95 end of speech -> final transcript < 500 ms, measured by the client from
+  `speech_stopped` to `...transcription.completed` (the server's `end_of_turn_to_asr_final_ms` beside it).
+- **overload**: 2x the talking N with admission control on: admitted sessions' p95 against the unloaded
+  figure (goal within 20 %), the extra ones refused with `server_busy`, the loop's lag (goal never > 50 ms)
+  and whether /healthz always answered. The sessions arrive over 10 s, so admission sees the load grow
+
+`python -m benchmarks load` runs it alone; `SOMAGENT_BENCH_LOAD_QUICK=1` runs a short version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK_MS = 20
+SILENCE_MS = 300
+QUICK = os.environ.get("SOMAGENT_BENCH_LOAD_QUICK") == "1"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`somagent-voice serve` in a child process; CPU read from /proc (itself, live children, reaped ones)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = tempfile.TemporaryDirectory(prefix="sgv-bench-load-")
+        full_env = {**os.environ, "SOMAGENT_DATABASE_URL": f"sqlite:///{self._dir.name}/router.db",
+                    "SOMAGENT_SILENCE_MS": str(SILENCE_MS), **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(self.port),
+                                      "--log-level", "error"], cwd=ROOT, env=full_env)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited at start")
+            time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def cpu_s(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def stat(pid: int, with_children: bool) -> float:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0.0
+            values = fields[11:15] if with_children else fields[11:13]  # utime stime [cutime cstime]
+            return sum(int(v) for v in values) / tick
+
+        total = stat(self.proc.pid, True)
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return total + sum(stat(int(c), False) for c in children)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._dir.cleanup()
+
+
+def _client(url: str, *args: str, timeout: float = 300) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.load_client", "--url", url, *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"load client failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
+
+
+def _chunk_completing(audio_ms: float) -> int:
+    return max(0, math.ceil(audio_ms / CHUNK_MS) - 1)
+
+
+def ingest_lags(result: dict, expected: list[int]) -> tuple[list[float], int]:
+    """Lags (ms) of every expected speech_stopped, and how many expected ones never came."""
+    lags, lost = [], 0
+    for s in result["sessions"]:
+        got = {}
+        for end_ms, arrival, _item in s["stops"]:
+            got.setdefault(end_ms, arrival)
+        sent = s["sent"]
+        for end_ms in expected:
+            k = _chunk_completing(end_ms + SILENCE_MS)
+            if k >= len(sent) or sent[-1] - sent[k] < 2.0:
+                continue  # not yet due when the stream ended
+            match = next((got[e] for e in (end_ms, end_ms - 20, end_ms + 20) if e in got), None)
+            if match is None:
+                lost += 1
+            else:
+                lags.append((match - sent[k]) * 1000.0)
+    return lags, lost
+
+
+def talking_latencies(result: dict) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"stop_to_final_ms": [], "server_eot_to_final_ms": [], "voice_to_voice_ms": [],
+                                   "finals_missing": []}
+    missing = 0
+    for s in result["sessions"]:
+        stops = {item: arrival for _end_ms, arrival, item in s["stops"]}
+        finals = dict(s["finals"])
+        for item, arrival in stops.items():
+            if item in finals:
+                out["stop_to_final_ms"].append((finals[item] - arrival) * 1000.0)
+            elif arrival < s["sent"][-1] - 2.0:
+                missing += 1
+        for m in s["metrics"]:
+            if m.get("end_of_turn_to_asr_final_ms") is not None:
+                out["server_eot_to_final_ms"].append(m["end_of_turn_to_asr_final_ms"])
+            if m.get("voice_to_voice_ms") is not None:
+                out["voice_to_voice_ms"].append(m["voice_to_voice_ms"])
+    out["finals_missing"] = [missing]
+    return out
+
+
+def _step(server: Server, n: int, mode: str, seconds: float, ramp_s: float = 3.0) -> tuple[dict, float]:
+    cpu0, t0 = server.cpu_s(), time.perf_counter()
+    result = _client(server.url, "--n", str(n), "--mode", mode, "--seconds", str(seconds), "--ramp", str(ramp_s))
+    return result, (server.cpu_s() - cpu0) / (time.perf_counter() - t0)
+
+
+def _line(result: dict, server_cores: float, extra: str) -> str:
+    return (f"  N={result['n']:4d} admitted {result['admitted']:4d} refused {result['refused']:3d} "
+            f"failed {result['failed']:3d} | {extra} | loop lag max {result['loop_lag_max_ms']:6.1f} ms, "
+            f"/healthz max {result['health_max_ms']:6.1f} ms ({result['health_failures']} unanswered) | "
+            f"server {server_cores:.2f} cores, client {result['client_cpu_cores']:.2f} cores, "
+            f"late ticks {result['late_ticks']}")
+
+
+def ingest() -> int:
+    print("ingest: transcription off, no responses; goal: largest N with p99 speech_stopped lag < 50 ms, none lost")
+    server = Server({"SOMAGENT_MAX_SESSIONS": "5000"})
+    seconds = 12.0 if QUICK else 16.0
+    best = 0
+    try:
+        expected = _client(server.url, "--calibrate", "--mode", "ingest", "--seconds", str(seconds))["stops"]
+        for n in ([1, 100] if QUICK else [1, 50, 100, 200, 300, 400, 500]):
+            result, cores = _step(server, n, "ingest", seconds)
+            lags, lost = ingest_lags(result, expected)
+            late = sum(1 for x in lags if x > 50)
+            ok = lags and _pct(lags, 99) < 50 and lost == 0 and late == 0 and result["admitted"] == n
+            print(_line(result, cores, f"lag p50 {_pct(lags, 50):6.1f} p99 {_pct(lags, 99):7.1f} ms, "
+                                       f"{len(lags)} events, {lost} lost, {late} late (>50 ms)"
+                                       + (f", refused: {result['refused_codes']}" if result["refused"] else "")),
+                  flush=True)
+            if not ok:
+                break
+            best = n
+    finally:
+        server.close()
+    print(f"ingest capacity: {best} sessions (goal >= 300: {'met' if best >= 300 else 'missed'})")
+    return best
+
+
+def talking() -> tuple[int, float]:
+    print("talking: recognition and responses on (pocketsphinx, offline responder, espeak-ng), speaking half the time;"
+          " goal: largest N with p95 end of speech -> final < 500 ms")
+    server = Server({"SOMAGENT_MAX_SESSIONS": "5000"})
+    seconds = 16.0 if QUICK else 24.0
+    best, unloaded = 0, float("nan")
+    try:
+        for n in ([1, 3] if QUICK else [1, 2, 3, 4, 5, 6, 8, 12]):
+            result, cores = _step(server, n, "talking", seconds)
+            lat = talking_latencies(result)
+            p95 = _pct(lat["stop_to_final_ms"], 95)
+            missing = lat["finals_missing"][0]
+            if n == 1:
+                unloaded = p95
+            ok = p95 < 500 and missing == 0 and result["admitted"] == n
+            print(_line(result, cores, f"stop->final p50 {_pct(lat['stop_to_final_ms'], 50):6.1f} p95 {p95:6.1f} ms "
+                                       f"(server {_pct(lat['server_eot_to_final_ms'], 95):6.1f}), voice-to-voice p50 "
+                                       f"{_pct(lat['voice_to_voice_ms'], 50):6.1f} p95 "
+                                       f"{_pct(lat['voice_to_voice_ms'], 95):6.1f} ms, {missing} finals missing"
+                                       + (f", errors {result['errors']}" if result["errors"] else "")), flush=True)
+            if not ok:
+                break
+            best = n
+    finally:
+        server.close()
+    print(f"talking capacity (pocketsphinx): {best} sessions; unloaded p95 end of speech -> final {unloaded:.1f} ms")
+    return best, unloaded
+
+
+def overload(n: int, unloaded_p95: float) -> None:
+    n2 = max(2, 2 * n)
+    print(f"overload: {n2} talking sessions (2 x {n}) arriving over 10 s, admission control at its defaults")
+    server = Server()
+    try:
+        result, cores = _step(server, n2, "talking", 16.0 if QUICK else 24.0, ramp_s=10.0)
+        lat = talking_latencies(result)
+        p95 = _pct(lat["stop_to_final_ms"], 95)
+        print(_line(result, cores, f"admitted stop->final p95 {p95:6.1f} ms vs unloaded {unloaded_p95:6.1f} ms "
+                                   f"({(p95 / unloaded_p95 - 1) * 100:+.0f} %, goal within +20 %), refused with "
+                                   f"{result['refused_codes'] or 'nothing'}"), flush=True)
+        print(f"  goals: refused extra sessions: {'met' if result['refused'] and result['refused_codes'] == ['server_busy'] else 'missed'}; "
+              f"loop lag <= 50 ms: {'met' if result['loop_lag_max_ms'] <= 50 else 'missed'}; "
+              f"/healthz always answered: {'met' if result['health_failures'] == 0 else 'missed'}; "
+              f"p95 within 20 %: {'met' if p95 <= unloaded_p95 * 1.2 else 'missed'}")
+    finally:
+        server.close()
+
+
+def main() -> None:
+    ingest()
+    n, unloaded = talking()
+    overload(n, unloaded)
+
+
+if __name__ == "__main__":
+    main()
