@@ -134,6 +134,7 @@ async def _probe_health(url: str, until: float, out: dict) -> None:
                 out["loop_lag_max_ms"] = max(out["loop_lag_max_ms"], body["load"]["loop_lag_max_ms"])
                 out["loop_busy_max"] = max(out["loop_busy_max"], body["load"]["loop_busy"])
                 out["not_ready"] += int(not body["ready"])
+                out["asr_busy_max"] = max([out["asr_busy_max"], *body["load"]["asr_busy"].values()])
             except Exception:
                 out["health_failures"] += 1
             await asyncio.sleep(0.5)
@@ -146,7 +147,8 @@ async def run(url: str, n: int, mode: str, seconds: float, ramp_s: float, seed: 
                             "audio": base64.b64encode(track[i:i + CHUNK].astype("<i2").tobytes()).decode()})
                 for i in range(0, len(track), CHUNK)]
     sessions = [Session(i, rng.uniform(0, ramp_s)) for i in range(n)]
-    health = {"health_ms": [], "health_failures": 0, "loop_lag_max_ms": 0.0, "loop_busy_max": 0.0, "not_ready": 0}
+    health = {"health_ms": [], "health_failures": 0, "loop_lag_max_ms": 0.0, "loop_busy_max": 0.0, "not_ready": 0,
+              "asr_busy_max": 0.0}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     opener = [asyncio.create_task(_open(url, s, mode)) for s in sessions]

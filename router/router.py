@@ -407,6 +407,11 @@ class ModelRouter:
         return {name: adapter.backlog() for name, adapter in self.catalog.built_items()
                 if isinstance(adapter, SpeechRecognizer)}
 
+    def speech_occupancy(self) -> dict[str, dict[str, float]]:
+        """Cumulative busy seconds per worker of each recogniser built so far (admission control)."""
+        return {name: adapter.occupancy() for name, adapter in self.catalog.built_items()
+                if isinstance(adapter, SpeechRecognizer)}
+
     def recognizers(self, ctx: CallContext) -> list[SpeechRecognizer]:
         """The recognisers to try, in order (ejected ones last), each metered per utterance."""
         selection = self.select(Role.SPEECH_RECOGNITION, ctx)

@@ -47,14 +47,15 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
     session's VAD events and /healthz still come while the worker is stalled."""
     router = _router_with_recognizer("stalled-sphinx", lambda: PocketsphinxRecognizer(
         PocketsphinxConfig(workers=1, serve=stalled_sphinx_worker.serve, stop_timeout_s=0.5)))
-    with server_thread(Settings(), router=router) as url:
+    # the stalled worker is 100 % busy, which admission would rightly hold against new sessions; both are in first
+    with server_thread(Settings(capacity=CapacityLimits(max_asr_busy=1.0)), router=router) as url:
         async with RealtimeClient(url) as a, RealtimeClient(url) as b, httpx.AsyncClient(base_url=url, timeout=10) as http:
             await collect_until(a, lambda e: e["type"] == "session.created")
+            await collect_until(b, lambda e: e["type"] == "session.created")
             pcm, rate = _long_speech(20.0)
             await a.stream_audio(pcm, rate, speed=0)  # 20 s of speech for a worker that reads no more
             await collect_until(a, lambda e: e["type"] == "input_audio_buffer.speech_started")
 
-            await collect_until(b, lambda e: e["type"] == "session.created")
             pcm_b, rate_b = speech("goforward.wav")
             await b.stream_audio(pcm_b, rate_b, speed=0)
             await b.stream_audio(np.zeros(rate_b, dtype=np.int16), rate_b, speed=0)
@@ -63,8 +64,8 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
 
             health = (await http.get("/healthz")).json()
             assert health["status"] == "ok"
-            backlog = health["load"]["asr_backlog_s"]["stalled-sphinx"]
-            assert backlog > 0.4  # the worker is still stalled: the events above did not wait for it
+            assert health["load"]["asr_busy"]["stalled-sphinx"] > 0  # the worker is still stalled, its requests
+            assert health["load"]["asr_backlog_s"]["stalled-sphinx"] > 0.4  # unanswered: the events did not wait
 
 
 async def _refused(url: str) -> tuple[dict, int, str]:
@@ -260,3 +261,23 @@ async def test_monitor_sees_a_blocked_loop():
     assert max(lags) >= 0.05
     assert monitor.refusal().reason == "event_loop_lag"
     assert monitor.loop_busy() > 0.3
+
+
+async def test_monitor_reads_recogniser_workers_busy_share_and_refuses_past_it():
+    from voice.capacity import LoadMonitor
+
+    clock = asyncio.get_running_loop().time
+    start = clock()
+    # worker w0 busy the whole time, w1 half of it: a mean of 75 %
+    occupancy = lambda: {"asr": {"w0": clock() - start, "w1": (clock() - start) / 2}}  # noqa: E731
+    limits = CapacityLimits(max_asr_busy=0.8, window_s=0.4)
+    one = LoadMonitor(limits, sessions=lambda: 1, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.0))
+    await _sampled(one)
+    assert one.asr_busy()["asr"] == pytest.approx(0.75, abs=0.05)
+    assert one.refusal() is None
+    four = LoadMonitor(limits, sessions=lambda: 4, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.0))
+    await _sampled(four)
+    assert four.refusal().reason == "recognition_busy"  # 0.75 + 0.75 / 4 for a fifth
+    idle = LoadMonitor(limits, sessions=lambda: 0, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.9))
+    await _sampled(idle)
+    assert idle.refusal() is None  # nobody to protect: the first session is always let in

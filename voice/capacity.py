@@ -8,11 +8,13 @@ samples, every `interval_s`:
 - **loop busy**: CPU time of the loop's own thread per wall second (`time.thread_time`), i.e. the share of
   its core that the audio path already uses. Unlike machine CPU it ignores the recogniser processes and any
   neighbour, and it rises before lag does;
-- **recognition backlog**: seconds of audio queued per recogniser worker (`ModelRouter.speech_backlog`).
+- **recognition backlog**: seconds of audio queued per recogniser worker (`ModelRouter.speech_backlog`);
+- **recognition busy**: the share of the window each recogniser worker had work outstanding
+  (`ModelRouter.speech_occupancy`), the workers' equivalent of loop busy.
 
 A new session (WebSocket or WebRTC call) is refused when the server is at `max_sessions`, when recent lag
 or busy is over its limit, when admitting one more would push busy over it at the measured cost per
-talking session, or when the recognisers are behind. Limits come from the environment
+session (loop or recognisers), or when the recognisers are behind. Limits come from the environment
 (`CapacityLimits.from_env`); the defaults were measured on the 2-core development machine (README).
 """
 
@@ -35,8 +37,9 @@ MIN_SESSIONS_TO_PROJECT = 5
 class CapacityLimits:
     max_sessions: int = 200
     max_loop_lag_ms: float = 50.0  # median of the window's samples: sustained lateness, not one GC pause
-    max_loop_busy: float = 0.75  # share of one core used by the loop thread
+    max_loop_busy: float = 0.55  # share of one core used by the loop thread (bench_load: p99 lag < 50 ms below it)
     max_asr_backlog_s: float = 2.0  # mean over a recogniser's workers
+    max_asr_busy: float = 0.8  # mean share of the window a recogniser's workers had work outstanding
     window_s: float = 2.0
     retry_after_s: int = 2
     # False: only max_sessions applies. For a server that shares its loop with its own client (replay, test
@@ -48,6 +51,7 @@ class CapacityLimits:
         "max_loop_lag_ms": "SOMAGENT_MAX_LOOP_LAG_MS",
         "max_loop_busy": "SOMAGENT_MAX_LOOP_BUSY",
         "max_asr_backlog_s": "SOMAGENT_MAX_ASR_BACKLOG_S",
+        "max_asr_busy": "SOMAGENT_MAX_ASR_BUSY",
         "retry_after_s": "SOMAGENT_RETRY_AFTER_S",
     }
 
@@ -64,15 +68,15 @@ class CapacityLimits:
                     raise ValueError(f"{var} must be a number, not {env[var]!r}") from None
         limits = cls(**values)  # type: ignore[arg-type]
         if limits.max_sessions < 0 or limits.max_loop_lag_ms <= 0 or not 0 < limits.max_loop_busy <= 1 \
-                or limits.max_asr_backlog_s <= 0 or limits.retry_after_s < 1:
+                or limits.max_asr_backlog_s <= 0 or not 0 < limits.max_asr_busy <= 1 or limits.retry_after_s < 1:
             raise ValueError("capacity limits: need max_sessions >= 0, max_loop_lag_ms > 0, 0 < max_loop_busy <= 1, "
-                             "max_asr_backlog_s > 0, retry_after_s >= 1")
+                             "max_asr_backlog_s > 0, 0 < max_asr_busy <= 1, retry_after_s >= 1")
         return limits
 
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # sessions | event_loop_lag | loop_busy | recognition_backlog
+    reason: str  # sessions | event_loop_lag | loop_busy | recognition_backlog | recognition_busy
     message: str
 
 
@@ -83,27 +87,30 @@ class Load:
     loop_lag_max_ms: float
     loop_busy: float
     asr_backlog_s: dict[str, float]  # recogniser -> mean seconds queued per worker
+    asr_busy: dict[str, float]  # recogniser -> mean share of the window its workers were busy
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-Backlog = Callable[[], Mapping[str, Mapping[str, float]]]
+Backlog = Callable[[], Mapping[str, Mapping[str, float]]]  # recogniser -> worker -> seconds
 
 
 class LoadMonitor:
     def __init__(self, limits: CapacityLimits, *, sessions: Callable[[], int], backlog: Backlog,
-                 on_lag: Callable[[float], None] | None = None, interval_s: float = 0.05,
-                 thread_clock: Callable[[], float] = time.thread_time) -> None:
+                 occupancy: Backlog | None = None, on_lag: Callable[[float], None] | None = None,
+                 interval_s: float = 0.05, thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.limits = limits
         self._sessions = sessions
         self._backlog = backlog
+        self._occupancy = occupancy or dict
         self._on_lag = on_lag
         self._interval = interval_s
         self._thread_clock = thread_clock
         n = max(2, int(limits.window_s / interval_s))
         self._lags: deque[float] = deque(maxlen=n)  # seconds late, per sample
         self._busy: deque[tuple[float, float]] = deque(maxlen=n)  # (wall s, loop-thread cpu s) per sample
+        self._occupied: deque[tuple[float, Mapping[str, Mapping[str, float]]]] = deque(maxlen=n + 1)  # (t, cumulative)
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -119,9 +126,11 @@ class LoadMonitor:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         wall, cpu = loop.time(), self._thread_clock()
+        self._occupied.append((wall, self._occupancy()))
         while True:
             await asyncio.sleep(self._interval)
             now, now_cpu = loop.time(), self._thread_clock()
+            self._occupied.append((now, self._occupancy()))
             lag = max(0.0, now - wall - self._interval)
             self._lags.append(lag)
             self._busy.append((now - wall, now_cpu - cpu))
@@ -147,11 +156,27 @@ class LoadMonitor:
                 out[model] = sum(workers.values()) / len(workers)
         return out
 
+    def asr_busy(self) -> dict[str, float]:
+        """Per recogniser, the mean share of the window its workers had work outstanding."""
+        if len(self._occupied) < 2:
+            return {}
+        (t0, first), (t1, last) = self._occupied[0], self._occupied[-1]
+        if t1 <= t0:
+            return {}
+        out = {}
+        for model, workers in last.items():
+            before = first.get(model, {})
+            shares = [min(1.0, (busy - before.get(w, busy)) / (t1 - t0)) for w, busy in workers.items()]
+            if shares:
+                out[model] = sum(shares) / len(shares)
+        return out
+
     def load(self) -> Load:
         return Load(sessions=self._sessions(), loop_lag_p50_ms=round(self._lag_p50_ms(), 2),
                     loop_lag_max_ms=round(max(self._lags, default=0.0) * 1000.0, 2),
                     loop_busy=round(self.loop_busy(), 3),
-                    asr_backlog_s={k: round(v, 3) for k, v in self.asr_backlog().items()})
+                    asr_backlog_s={k: round(v, 3) for k, v in self.asr_backlog().items()},
+                    asr_busy={k: round(v, 3) for k, v in self.asr_busy().items()})
 
     def refusal(self) -> Refusal | None:
         """Why one more session would not get the service the admitted ones get; None when it would."""
@@ -159,8 +184,8 @@ class LoadMonitor:
         sessions = self._sessions()
         if sessions >= lim.max_sessions:
             return Refusal("sessions", f"the server is at its limit of {lim.max_sessions} sessions")
-        if not lim.measured or len(self._lags) < self._lags.maxlen // 2:
-            return None  # not measured, or too soon to judge: a start-up import is not a trend
+        if not lim.measured or sessions == 0 or len(self._lags) < self._lags.maxlen // 2:
+            return None  # not measured; nobody's service to protect; or too soon to judge (start-up is no trend)
         lag = self._lag_p50_ms()
         if lag > lim.max_loop_lag_ms:
             return Refusal("event_loop_lag", f"the audio loop is running {lag:.0f} ms late (limit {lim.max_loop_lag_ms:g} ms)")
@@ -174,4 +199,9 @@ class LoadMonitor:
             if seconds > lim.max_asr_backlog_s:
                 return Refusal("recognition_backlog", f"speech recognition ({model}) is {seconds:.1f} s of audio behind "
                                                       f"(limit {lim.max_asr_backlog_s:g} s)")
+        for model, share in self.asr_busy().items():
+            projected = share + (share / sessions if sessions >= 2 else 0.0)
+            if projected > lim.max_asr_busy:
+                return Refusal("recognition_busy", f"speech recognition ({model}) is {share:.0%} busy with {sessions} "
+                                                   f"sessions; one more would take it past {lim.max_asr_busy:.0%}")
         return None

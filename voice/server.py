@@ -38,7 +38,8 @@ class VoiceServer:
         self.sessions_opened = 0
         self.metrics = ServerMetrics()
         self.capacity = LoadMonitor(settings.capacity, sessions=lambda: len(self.sessions),
-                                    backlog=router.speech_backlog, on_lag=self.metrics.loop_lag.observe)
+                                    backlog=router.speech_backlog, occupancy=router.speech_occupancy,
+                                    on_lag=self.metrics.loop_lag.observe)
 
     async def start(self) -> None:
         await self.capacity.start()

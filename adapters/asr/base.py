@@ -63,5 +63,9 @@ class SpeechRecognizer(abc.ABC):
         """Seconds of audio waiting to be recognised, per worker (what admission control and /metrics read)."""
         return {}
 
+    def occupancy(self) -> dict[str, float]:
+        """Cumulative seconds each worker has had recognition work to do (its utilisation, read over a window)."""
+        return {}
+
     async def aclose(self) -> None:
         """Free shared resources."""

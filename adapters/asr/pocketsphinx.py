@@ -21,6 +21,7 @@ import os
 import pickle
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,11 +115,17 @@ class _Worker:
         self._stop_timeout_s = config.stop_timeout_s
         self.streams = 0
         self.queued_samples = 0
+        self._occupied_total = 0.0  # seconds with a request outstanding (the worker decodes them in order)
+        self._occupied_since: float | None = None
         self.dead: str | None = None
 
     @property
     def backlog_s(self) -> float:
         return self.queued_samples / SAMPLE_RATE
+
+    def occupied_s(self) -> float:
+        since = self._occupied_since
+        return self._occupied_total + (time.monotonic() - since if since is not None else 0.0)
 
     async def ready(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -140,6 +147,8 @@ class _Worker:
             raise AdapterUnavailable(f"pocketsphinx worker failed to start: {reply}")
 
     def _expect(self, samples: int) -> asyncio.Future:
+        if not self._waiters:
+            self._occupied_since = time.monotonic()
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append((fut, samples))
         self.queued_samples += samples
@@ -151,6 +160,9 @@ class _Worker:
             return
         fut, samples = self._waiters.popleft()
         self.queued_samples -= samples
+        if not self._waiters and self._occupied_since is not None:
+            self._occupied_total += time.monotonic() - self._occupied_since
+            self._occupied_since = None
         if fut.done():
             return
         status, payload = message
@@ -234,6 +246,9 @@ class PocketsphinxRecognizer(SpeechRecognizer):
 
     def backlog(self) -> dict[str, float]:
         return {w.label: w.backlog_s for w in self._workers if w.dead is None}
+
+    def occupancy(self) -> dict[str, float]:
+        return {w.label: w.occupied_s() for w in self._workers if w.dead is None}
 
     async def aclose(self) -> None:
         workers, self._workers = self._workers, []
