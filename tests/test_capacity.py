@@ -48,7 +48,7 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
     router = _router_with_recognizer("stalled-sphinx", lambda: PocketsphinxRecognizer(
         PocketsphinxConfig(workers=1, serve=stalled_sphinx_worker.serve, stop_timeout_s=0.5)))
     # the stalled worker is 100 % busy, which admission would rightly hold against new sessions; both are in first
-    with server_thread(Settings(capacity=CapacityLimits(max_asr_busy=1.0)), router=router) as url:
+    with server_thread(Settings(capacity=CapacityLimits(max_asr_busy=1.0, max_asr_backlog_s=1e6)), router=router) as url:
         async with RealtimeClient(url) as a, RealtimeClient(url) as b, httpx.AsyncClient(base_url=url, timeout=10) as http:
             await collect_until(a, lambda e: e["type"] == "session.created")
             await collect_until(b, lambda e: e["type"] == "session.created")
@@ -66,6 +66,8 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
             assert health["status"] == "ok"
             assert health["load"]["asr_busy"]["stalled-sphinx"] > 0  # the worker is still stalled, its requests
             assert health["load"]["asr_backlog_s"]["stalled-sphinx"] > 0.4  # unanswered: the events did not wait
+            assert health["load"]["session_asr_backlog_max_s"] > 1.0  # A's audio waits in A's session
+            assert health["ready"] is True
 
 
 async def _refused(url: str) -> tuple[dict, int, str]:
@@ -219,11 +221,12 @@ async def test_monitor_refuses_by_reason():
     full = LoadMonitor(limits, sessions=lambda: 10, backlog=dict)
     assert full.refusal().reason == "sessions"
 
-    behind = LoadMonitor(limits, sessions=lambda: 3, backlog=lambda: {"asr": {"w0": 1.5, "w1": 1.0}},
+    behind = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, session_backlog=lambda: [0.0, 1.4, 0.2],
                          thread_clock=_ThreadClock(0.1))
     await _sampled(behind)
     refusal = behind.refusal()
-    assert refusal.reason == "recognition_backlog" and "asr" in refusal.message
+    assert refusal.reason == "recognition_backlog" and "1.4 s" in refusal.message
+    assert behind.load().session_asr_backlog_max_s == 1.4
 
     busy = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, thread_clock=_ThreadClock(0.6))
     await _sampled(busy)

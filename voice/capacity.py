@@ -8,7 +8,9 @@ samples, every `interval_s`:
 - **loop busy**: CPU time of the loop's own thread per wall second (`time.thread_time`), i.e. the share of
   its core that the audio path already uses. Unlike machine CPU it ignores the recogniser processes and any
   neighbour, and it rises before lag does;
-- **recognition backlog**: seconds of audio queued per recogniser worker (`ModelRouter.speech_backlog`);
+- **recognition backlog**: seconds of audio a session has handed to recognition that are not recognised yet,
+  the worst session's (what its user waits for after speaking); per worker for /metrics
+  (`ModelRouter.speech_backlog`);
 - **recognition busy**: the share of the window each recogniser worker had work outstanding
   (`ModelRouter.speech_occupancy`), the workers' equivalent of loop busy.
 
@@ -25,7 +27,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class CapacityLimits:
     max_sessions: int = 200
     max_loop_lag_ms: float = 50.0  # median of the window's samples: sustained lateness, not one GC pause
     max_loop_busy: float = 0.55  # share of one core used by the loop thread (bench_load: p99 lag < 50 ms below it)
-    max_asr_backlog_s: float = 2.0  # mean over a recogniser's workers
+    max_asr_backlog_s: float = 1.0  # the worst session's audio not yet recognised (where it starts shedding partials)
     max_asr_busy: float = 0.8  # mean share of the window a recogniser's workers had work outstanding
     window_s: float = 2.0
     retry_after_s: int = 2
@@ -87,6 +89,7 @@ class Load:
     loop_lag_max_ms: float
     loop_busy: float
     asr_backlog_s: dict[str, float]  # recogniser -> mean seconds queued per worker
+    session_asr_backlog_max_s: float  # the most-behind session
     asr_busy: dict[str, float]  # recogniser -> mean share of the window its workers were busy
 
     def to_dict(self) -> dict:
@@ -98,12 +101,14 @@ Backlog = Callable[[], Mapping[str, Mapping[str, float]]]  # recogniser -> worke
 
 class LoadMonitor:
     def __init__(self, limits: CapacityLimits, *, sessions: Callable[[], int], backlog: Backlog,
-                 occupancy: Backlog | None = None, on_lag: Callable[[float], None] | None = None,
+                 occupancy: Backlog | None = None, session_backlog: Callable[[], Iterable[float]] | None = None,
+                 on_lag: Callable[[float], None] | None = None,
                  interval_s: float = 0.05, thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.limits = limits
         self._sessions = sessions
         self._backlog = backlog
         self._occupancy = occupancy or dict
+        self._session_backlog = session_backlog or tuple
         self._on_lag = on_lag
         self._interval = interval_s
         self._thread_clock = thread_clock
@@ -176,6 +181,7 @@ class LoadMonitor:
                     loop_lag_max_ms=round(max(self._lags, default=0.0) * 1000.0, 2),
                     loop_busy=round(self.loop_busy(), 3),
                     asr_backlog_s={k: round(v, 3) for k, v in self.asr_backlog().items()},
+                    session_asr_backlog_max_s=round(max(self._session_backlog(), default=0.0), 3),
                     asr_busy={k: round(v, 3) for k, v in self.asr_busy().items()})
 
     def refusal(self) -> Refusal | None:
@@ -195,10 +201,10 @@ class LoadMonitor:
         if projected > lim.max_loop_busy:
             return Refusal("loop_busy", f"the audio loop is {busy:.0%} busy with {sessions} sessions; one more would "
                                         f"take it past {lim.max_loop_busy:.0%}")
-        for model, seconds in self.asr_backlog().items():
-            if seconds > lim.max_asr_backlog_s:
-                return Refusal("recognition_backlog", f"speech recognition ({model}) is {seconds:.1f} s of audio behind "
-                                                      f"(limit {lim.max_asr_backlog_s:g} s)")
+        behind = max(self._session_backlog(), default=0.0)
+        if behind > lim.max_asr_backlog_s:
+            return Refusal("recognition_backlog", f"speech recognition is {behind:.1f} s of audio behind for a session "
+                                                  f"(limit {lim.max_asr_backlog_s:g} s)")
         for model, share in self.asr_busy().items():
             projected = share + (share / sessions if sessions >= 2 else 0.0)
             if projected > lim.max_asr_busy:

@@ -39,6 +39,7 @@ class VoiceServer:
         self.metrics = ServerMetrics()
         self.capacity = LoadMonitor(settings.capacity, sessions=lambda: len(self.sessions),
                                     backlog=router.speech_backlog, occupancy=router.speech_occupancy,
+                                    session_backlog=lambda: [s.turns.asr_backlog_s() for s in self.sessions.values()],
                                     on_lag=self.metrics.loop_lag.observe)
 
     async def start(self) -> None:

@@ -75,6 +75,7 @@ class TurnController:
         self._stream: BackgroundRecognition | None = None
         self._asr_model: str | None = None
         self._wants_asr = True
+        self._finishing: BackgroundRecognition | None = None  # the committed utterance being finalised
         self._item_id: str | None = None
         self._buffer_ms = 0.0
         self._last_audio_at: float | None = None
@@ -108,6 +109,10 @@ class TurnController:
             self._endpointer = Endpointer(prefix_padding_ms=padding, silence_duration_ms=silence)
         else:
             self._endpointer.reconfigure(prefix_padding_ms=padding, silence_duration_ms=silence)
+
+    def asr_backlog_s(self) -> float:
+        """Audio of this session not yet recognised: the open utterance's and the one being finalised."""
+        return sum(s.backlog_s for s in (self._stream, self._finishing) if s is not None)
 
     @property
     def user_state(self) -> UserState:
@@ -298,11 +303,14 @@ class TurnController:
         elif turn.stream is None:
             failure = "no speech recogniser is available"
         else:
+            self._finishing = turn.stream
             try:
                 final = await turn.stream.finish()
                 transcript, audio_s = final.text, final.audio_s
             except AdapterError as exc:
                 failure = str(exc)
+            finally:
+                self._finishing = None
         metrics.asr_final = self._clock()
         if failure is not None:
             item.text = ""
