@@ -271,16 +271,35 @@ async def test_monitor_reads_recogniser_workers_busy_share_and_refuses_past_it()
 
     clock = asyncio.get_running_loop().time
     start = clock()
-    # worker w0 busy the whole time, w1 half of it: a mean of 75 %
-    occupancy = lambda: {"asr": {"w0": clock() - start, "w1": (clock() - start) / 2}}  # noqa: E731
-    limits = CapacityLimits(max_asr_busy=0.8, window_s=0.4)
-    one = LoadMonitor(limits, sessions=lambda: 1, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.0))
-    await _sampled(one)
-    assert one.asr_busy()["asr"] == pytest.approx(0.75, abs=0.05)
-    assert one.refusal() is None
-    four = LoadMonitor(limits, sessions=lambda: 4, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.0))
-    await _sampled(four)
-    assert four.refusal().reason == "recognition_busy"  # 0.75 + 0.75 / 4 for a fifth
-    idle = LoadMonitor(limits, sessions=lambda: 0, backlog=dict, occupancy=occupancy, thread_clock=_ThreadClock(0.9))
+
+    def occupancy(share_w0: float, share_w1: float):
+        return lambda: {"asr": {"w0": (clock() - start) * share_w0, "w1": (clock() - start) * share_w1}}
+
+    limits = CapacityLimits(max_asr_busy=0.8, window_s=0.4, asr_window_s=0.4)
+
+    def monitor(sessions: int, busy) -> LoadMonitor:
+        return LoadMonitor(limits, sessions=lambda: sessions, backlog=dict, occupancy=busy, thread_clock=_ThreadClock(0))
+
+    light = monitor(4, occupancy(0.3, 0.1))
+    await _sampled(light)
+    assert light.asr_busy()["asr"] == pytest.approx(0.2, abs=0.05)
+    assert light.refusal() is None  # 0.2 / 4 sessions x 5
+    heavy = monitor(4, occupancy(1.0, 0.5))
+    await _sampled(heavy)
+    assert heavy.asr_busy()["asr"] == pytest.approx(0.75, abs=0.05)
+    assert heavy.refusal().reason == "recognition_busy"  # 0.75 / 4 x 5 is past 0.8
+    idle = monitor(0, occupancy(1.0, 1.0))
     await _sampled(idle)
     assert idle.refusal() is None  # nobody to protect: the first session is always let in
+
+
+async def test_monitor_counts_a_burst_of_new_sessions_at_the_cost_of_those_measured():
+    from voice.capacity import LoadMonitor
+
+    count = [10]
+    limits = CapacityLimits(max_sessions=100, max_loop_busy=0.75, window_s=0.4)
+    monitor = LoadMonitor(limits, sessions=lambda: count[0], backlog=dict, thread_clock=_ThreadClock(0.3))
+    await _sampled(monitor)
+    assert monitor.refusal() is None  # 10 sessions cost 0.30: 0.03 each
+    count[0] = 30  # twenty connect at once, before they load the loop
+    assert monitor.refusal().reason == "loop_busy"  # 31 x 0.03 is past 0.75 although busy still reads 0.30
