@@ -67,7 +67,7 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
             assert health["load"]["asr_busy"]["stalled-sphinx"] > 0  # the worker is still stalled, its requests
             assert health["load"]["asr_backlog_s"]["stalled-sphinx"] > 0.4  # unanswered: the events did not wait
             assert health["load"]["session_asr_backlog_max_s"] > 1.0  # A's audio waits in A's session
-            assert health["ready"] is True
+            assert health["ready"] is True  # two sessions, limits lifted for this test
 
 
 async def _refused(url: str) -> tuple[dict, int, str]:
@@ -221,12 +221,16 @@ async def test_monitor_refuses_by_reason():
     full = LoadMonitor(limits, sessions=lambda: 10, backlog=dict)
     assert full.refusal().reason == "sessions"
 
-    behind = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, session_backlog=lambda: [0.0, 1.4, 0.2],
+    behind = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, session_backlog=lambda: [1.2, 1.4, 0.2],
                          thread_clock=_ThreadClock(0.1))
     await _sampled(behind)
     refusal = behind.refusal()
-    assert refusal.reason == "recognition_backlog" and "1.4 s" in refusal.message
+    assert refusal.reason == "recognition_backlog" and "for 2 sessions" in refusal.message
     assert behind.load().session_asr_backlog_max_s == 1.4
+    racing = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, session_backlog=lambda: [0.0, 9.0, 0.2],
+                         thread_clock=_ThreadClock(0.1))
+    await _sampled(racing)
+    assert racing.refusal() is None  # one client far ahead of real time is behind on its own account
 
     busy = LoadMonitor(limits, sessions=lambda: 3, backlog=dict, thread_clock=_ThreadClock(0.6))
     await _sampled(busy)
@@ -251,7 +255,7 @@ async def test_monitor_sees_a_blocked_loop():
     from voice.capacity import LoadMonitor
 
     lags: list[float] = []
-    monitor = LoadMonitor(CapacityLimits(max_loop_lag_ms=40, window_s=0.4), sessions=lambda: 1, backlog=dict, on_lag=lags.append)
+    monitor = LoadMonitor(CapacityLimits(max_loop_lag_ms=40, window_s=0.4), sessions=lambda: 2, backlog=dict, on_lag=lags.append)
     await monitor.start()
     try:
         for _ in range(6):
@@ -288,9 +292,9 @@ async def test_monitor_reads_recogniser_workers_busy_share_and_refuses_past_it()
     await _sampled(heavy)
     assert heavy.asr_busy()["asr"] == pytest.approx(0.75, abs=0.05)
     assert heavy.refusal().reason == "recognition_busy"  # 0.75 / 4 x 5 is past 0.8
-    idle = monitor(0, occupancy(1.0, 1.0))
-    await _sampled(idle)
-    assert idle.refusal() is None  # nobody to protect: the first session is always let in
+    alone = monitor(1, occupancy(1.0, 1.0))
+    await _sampled(alone)
+    assert alone.refusal() is None  # one session's load may be one client racing ahead: a second is let in
 
 
 async def test_monitor_counts_a_burst_of_new_sessions_at_the_cost_of_those_measured():
