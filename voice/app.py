@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         try:
             yield
         finally:
+            gc.unfreeze()  # an app in a process that outlives it (tests) hands its objects back to the collector
             await close_calls(app)  # WebRTC: end the calls, close their peer connections
             await server.aclose()
             if router is None or owns_start:

@@ -298,11 +298,7 @@ class TurnController:
         item, metrics = turn.item, turn.metrics
         metrics.asr_model = turn.asr_model
         transcript, failure, audio_s = "", None, 0.0
-        if not turn.wants_asr:
-            pass
-        elif turn.stream is None:
-            failure = "no speech recogniser is available"
-        else:
+        if turn.stream is not None:
             self._finishing = turn.stream
             try:
                 final = await turn.stream.finish()
@@ -311,6 +307,8 @@ class TurnController:
                 failure = str(exc)
             finally:
                 self._finishing = None
+        elif turn.wants_asr:
+            failure = "no speech recogniser is available"
         metrics.asr_final = self._clock()
         if failure is not None:
             item.text = ""
