@@ -8,7 +8,7 @@ are read when scraped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -72,5 +72,3 @@ class ServerMetrics:
                 self.asr_backlog.labels(recognizer=recognizer, worker=worker).set(seconds)
         return generate_latest(self.registry)
 
-
-Observer = Callable[[Mapping[str, Any]], None]
