@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -404,12 +405,14 @@ class ModelRouter:
 
     def speech_backlog(self) -> dict[str, dict[str, float]]:
         """Seconds of audio queued per worker of each recogniser built so far (admission control, /metrics)."""
-        return {name: adapter.backlog() for name, adapter in self.catalog.built_items()
-                if isinstance(adapter, SpeechRecognizer)}
+        return self._per_recognizer(methodcaller("backlog"))
 
     def speech_occupancy(self) -> dict[str, dict[str, float]]:
         """Cumulative busy seconds per worker of each recogniser built so far (admission control)."""
-        return {name: adapter.occupancy() for name, adapter in self.catalog.built_items()
+        return self._per_recognizer(methodcaller("occupancy"))
+
+    def _per_recognizer(self, reading: Callable[[SpeechRecognizer], dict[str, float]]) -> dict[str, dict[str, float]]:
+        return {name: reading(adapter) for name, adapter in self.catalog.built_items()
                 if isinstance(adapter, SpeechRecognizer)}
 
     def recognizers(self, ctx: CallContext) -> list[SpeechRecognizer]:

@@ -58,10 +58,6 @@ class _Frames(asyncio.Protocol):
         self._on_message = on_message
         self._on_lost = on_lost
         self._buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -145,6 +141,7 @@ class _Worker:
             raise AdapterUnavailable(f"pocketsphinx worker failed to start: {exc}") from None
         if reply != "ready":
             raise AdapterUnavailable(f"pocketsphinx worker failed to start: {reply}")
+        self._occupied_total = 0.0  # starting up is not decoding
 
     def _expect(self, samples: int) -> asyncio.Future:
         if not self._waiters:
