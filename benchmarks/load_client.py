@@ -57,6 +57,13 @@ def build_track(mode: str, seconds: float) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * RATE) // CHUNK * CHUNK]
 
 
+def append_messages(track: np.ndarray) -> list[str]:
+    """The track as `input_audio_buffer.append` events of one 20 ms chunk each, built once."""
+    return [json.dumps({"type": "input_audio_buffer.append",
+                        "audio": base64.b64encode(track[i:i + CHUNK].astype("<i2").tobytes()).decode()})
+            for i in range(0, len(track), CHUNK)]
+
+
 def session_update(mode: str) -> str:
     session: dict = {"type": "realtime", "somagent": {"events": True},
                      "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": SILENCE_MS}}}}
@@ -143,9 +150,7 @@ async def _probe_health(url: str, until: float, out: dict) -> None:
 async def run(url: str, n: int, mode: str, seconds: float, ramp_s: float, seed: int) -> dict:
     rng = random.Random(seed)
     track = build_track(mode, seconds)
-    messages = [json.dumps({"type": "input_audio_buffer.append",
-                            "audio": base64.b64encode(track[i:i + CHUNK].astype("<i2").tobytes()).decode()})
-                for i in range(0, len(track), CHUNK)]
+    messages = append_messages(track)
     sessions = [Session(i, rng.uniform(0, ramp_s)) for i in range(n)]
     health = {"health_ms": [], "health_failures": 0, "loop_lag_max_ms": 0.0, "loop_busy_max": 0.0, "not_ready": 0,
               "asr_busy_max": 0.0}
@@ -213,11 +218,8 @@ async def calibrate(url: str, mode: str, seconds: float) -> list[int]:
     async with websockets.connect(ws_url(url), max_size=None, open_timeout=20) as ws:
         await ws.recv()
         await ws.send(session_update("ingest"))
-        for i in range(0, len(track), CHUNK):
-            await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                      "audio": base64.b64encode(track[i:i + CHUNK].astype("<i2").tobytes()).decode()}))
-        await ws.send(json.dumps({"type": "input_audio_buffer.append",  # flush the final silence window
-                                  "audio": base64.b64encode(np.zeros(RATE, "<i2").tobytes()).decode()}))
+        for message in append_messages(np.concatenate([track, np.zeros(RATE, np.int16)])):  # + 1 s: the last window
+            await ws.send(message)
         stops: list[int] = []
         limit = math.ceil(len(track) / RATE) + 10
         try:

@@ -1,8 +1,8 @@
 """Streaming rational resampling with a polyphase FIR: steady output and under a millisecond of delay.
 
 soxr's streaming mode releases its output in blocks (24 -> 16 kHz in 20 ms chunks: 0, 490, 0, 489 ...
-samples), which holds every second chunk of a live microphone back by 20 ms before VAD and endpointing see it,
-and costs ~30 us per chunk. Here each input chunk yields its share of output at once: `in_rate/out_rate`
+samples), which holds every second chunk of a live microphone back by 20 ms before VAD and endpointing see it.
+Here, at about the same cost (~10 us per 20 ms chunk; soxr HQ 8-15 us), each input chunk yields its share of output at once: `in_rate/out_rate`
 reduced to L/M, a Kaiser-windowed low-pass at L x in_rate (cut-off at 90 % of the lower Nyquist rate, 60 dB
 stopband), evaluated only at the output instants. The delay is half the filter: `delay_ms`.
 """
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy.signal import firwin, kaiser_beta, kaiser_atten
+from scipy.signal import firwin, kaiserord
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -58,16 +58,15 @@ class PolyphaseResampler:
         nyquist = min(in_rate, out_rate) / 2
         width = 0.2 * nyquist  # transition band: 0.9 .. 1.1 of the lower Nyquist rate
         fs = in_rate * self.up
-        numtaps = int(math.ceil((attenuation_db - 7.95) / (2.285 * 2 * math.pi * width / fs))) + 1
-        taps = max(2, int(math.ceil(numtaps / self.up)))
-        proto = firwin(taps * self.up, nyquist, window=("kaiser", kaiser_beta(attenuation_db)), fs=fs) * self.up
+        numtaps, beta = kaiserord(attenuation_db, width / (fs / 2))
+        taps = max(2, math.ceil(numtaps / self.up))
+        proto = firwin(taps * self.up, nyquist, window=("kaiser", beta), fs=fs) * self.up
         # phase p's taps are proto[p + k * up] for input i - k; stored reversed, to run over inputs oldest first
         self._h = np.ascontiguousarray(proto.reshape(taps, self.up).T[:, ::-1], dtype=np.float32)
         self._taps = taps
         self._hist = np.zeros(taps - 1, dtype=np.float32)
         self._t = (taps - 1) * self.up  # the first output needs a full history
         self.delay_ms = (taps * self.up - 1) / 2 / fs * 1000.0
-        self.attenuation_db = kaiser_atten(taps * self.up, width / (fs / 2))
 
     def process(self, pcm: np.ndarray, last: bool = False) -> np.ndarray:
         pcm = np.asarray(pcm, dtype=np.int16)

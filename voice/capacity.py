@@ -117,10 +117,10 @@ class LoadMonitor:
         n = max(2, int(limits.window_s / interval_s))
         self._lags: deque[float] = deque(maxlen=n)  # seconds late, per sample
         self._busy: deque[tuple[float, float]] = deque(maxlen=n)  # (wall s, loop-thread cpu s) per sample
-        self._counts: deque[int] = deque(maxlen=n)  # sessions open at each sample
-        # (t, cumulative busy seconds per recogniser worker, sessions open)
+        # (t, cumulative busy seconds per recogniser worker, sessions open) per sample, over the longer window
+        self._asr_samples = max(2, int(limits.asr_window_s / interval_s)) + 1
         self._occupied: deque[tuple[float, Mapping[str, Mapping[str, float]], int]] = deque(
-            maxlen=max(2, int(limits.asr_window_s / interval_s)) + 1)
+            maxlen=max(n, self._asr_samples))
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -144,7 +144,6 @@ class LoadMonitor:
             lag = max(0.0, now - wall - self._interval)
             self._lags.append(lag)
             self._busy.append((now - wall, now_cpu - cpu))
-            self._counts.append(self._sessions())
             wall, cpu = now, now_cpu
             if self._on_lag is not None:
                 self._on_lag(lag)
@@ -167,11 +166,19 @@ class LoadMonitor:
                 out[model] = sum(workers.values()) / len(workers)
         return out
 
+    def _recent(self, count: int) -> list[tuple[float, Mapping[str, Mapping[str, float]], int]]:
+        return list(self._occupied)[-count:]
+
+    def _mean_sessions(self, count: int) -> float:
+        recent = self._recent(count)
+        return sum(n for _, _, n in recent) / len(recent) if recent else 0.0
+
     def asr_busy(self) -> dict[str, float]:
         """Per recogniser, the mean share of the window its workers had work outstanding."""
-        if len(self._occupied) < 2:
+        recent = self._recent(self._asr_samples)
+        if len(recent) < 2:
             return {}
-        (t0, first, _), (t1, last, _) = self._occupied[0], self._occupied[-1]
+        (t0, first, _), (t1, last, _) = recent[0], recent[-1]
         if t1 <= t0:
             return {}
         out = {}
@@ -206,7 +213,7 @@ class LoadMonitor:
         busy = self.loop_busy()
         # Each session costs what an average one cost over the window, so the sessions admitted since (a burst of
         # connects that has not loaded the loop yet) count too. Read once there are enough sessions to average.
-        seen = sum(self._counts) / len(self._counts) if self._counts else 0.0
+        seen = self._mean_sessions(len(self._busy))
         projected = busy / seen * (sessions + 1) if seen >= MIN_SESSIONS_TO_PROJECT else busy
         if projected > lim.max_loop_busy:
             return Refusal("loop_busy", f"the audio loop is {busy:.0%} busy with {sessions} sessions; one more would "
@@ -219,7 +226,7 @@ class LoadMonitor:
             late = sum(1 for b in backlogs if b > lim.max_asr_backlog_s)
             return Refusal("recognition_backlog", f"speech recognition is over {lim.max_asr_backlog_s:g} s of audio "
                                                   f"behind for {late} sessions")
-        seen_asr = sum(n for _, _, n in self._occupied) / len(self._occupied) if self._occupied else 0.0
+        seen_asr = self._mean_sessions(self._asr_samples)
         for model, share in self.asr_busy().items():
             # as for the loop: the window's cost per session, times the sessions there would be
             projected = share / seen_asr * (sessions + 1) if seen_asr >= 1 else share
