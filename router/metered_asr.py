@@ -41,6 +41,9 @@ class MeteredStream(RecognitionStream):
             self._attempt.first_output = time.perf_counter()
         return result
 
+    def expedite(self) -> None:
+        self._inner.expedite()
+
     async def finish(self) -> Transcript:
         self._finish_started = time.perf_counter()
         try:

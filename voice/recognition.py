@@ -87,7 +87,7 @@ class BackgroundRecognition:
                 self._pending.clear()
                 self._inflight_samples, self._pending_samples = len(chunk), 0
                 try:
-                    partial = await self._stream.push(chunk, partial=not self.lagging)
+                    partial = await self._stream.push(chunk, partial=not (self.lagging or self._closing))
                 except AdapterError as exc:
                     log.warning("recognition failed mid-utterance: %s", exc)
                     self.error = exc
@@ -101,8 +101,10 @@ class BackgroundRecognition:
                 return
 
     async def finish(self) -> Transcript:
-        """Everything pushed is recognised, then the utterance is closed."""
+        """Everything pushed is recognised, then the utterance is closed; a user waits, so ahead of
+        streams still speaking (no partials: the final follows)."""
         self._closing = True
+        self._stream.expedite()
         self._wake.set()
         await self._task
         if self.lagging:

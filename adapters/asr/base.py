@@ -43,6 +43,10 @@ class RecognitionStream(abc.ABC):
     async def finish(self) -> Transcript:
         """Close the utterance and return the final hypothesis for everything pushed."""
 
+    def expedite(self) -> None:
+        """The utterance has ended and a user waits for its final: a recogniser shared by many streams may
+        do this stream's remaining work before the work of streams still speaking."""
+
     async def aclose(self) -> None:
         """Release engine resources; safe to call after `finish` or instead of it."""
 

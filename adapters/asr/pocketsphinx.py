@@ -5,10 +5,12 @@ searches, which in a thread would stall the event loop of every session. Each wo
 decoders (loading one takes ~0.35 s); an utterance is pinned to the least loaded worker. The decoder
 settings are in the worker.
 
-The event loop talks to a worker through an asyncio transport on its socket: a request is written to the
-transport's buffer and never waits for a worker that is behind, and replies are read as they arrive.
-Each stream keeps at most one request of at most `max_push_s` of audio in flight, so what is queued for a
-worker is bounded by its streams; `backlog()` reports it in seconds of audio.
+The event loop talks to a worker through an asyncio transport on its socket and never waits for a worker
+that is behind: requests queue on our side, replies are read as they arrive. Each stream keeps at most one
+request of at most `max_push_s` of audio queued, so a worker's queue is bounded by its streams; `backlog()`
+reports it in seconds of audio. The worker itself holds one request at a time, and requests of a stream whose
+utterance has ended (`expedite()`, then `finish()`) go ahead of streams still speaking: a user waiting for a
+final waits for at most one `max_push_s` push of another stream, not for every stream on the worker.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,7 +41,8 @@ class PocketsphinxConfig:
     workers: int = 2  # processes; decoding is CPU-bound, so about one per core
     decoders_per_worker: int = 2
     partial_interval_s: float = 0.2
-    max_push_s: float = 0.5  # audio per request: streams sharing a worker take turns at this grain
+    max_push_s: float = 0.25  # audio per request: streams sharing a worker take turns at this grain, and a
+    # final waits for at most one such push (decoding 0.25 s takes 25-100 ms here)
     max_utterance_s: float = 60.0
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 2.0
@@ -88,12 +91,21 @@ class _Frames(asyncio.Protocol):
         return header + payload
 
 
-class _Worker:
-    """One decoding process and the replies awaited from it, in request order.
+@dataclass(slots=True)
+class _Request:
+    frame: bytes
+    samples: int  # the audio it carries, counted in the backlog until its reply
+    future: asyncio.Future = field(repr=False)
 
-    Requests are written without waiting (the loop's transport buffers them); what is queued is bounded by
-    the callers, each stream keeping at most one push of at most `max_push_s` in flight. `backlog_s` is the
-    audio sent and not yet decoded: the worker's queue, as admission control and metrics see it.
+
+class _Worker:
+    """One decoding process, its queue of requests, and the one it is decoding.
+
+    `send` never waits: the request joins the urgent or the normal queue, and the next one goes to the process
+    when the previous reply arrives (the process holds one request at a time, so a request made urgent later
+    can still go ahead). What is queued is bounded by the callers, each stream keeping at most one request of
+    at most `max_push_s` queued. `backlog_s` is the audio sent and not yet decoded, as admission control and
+    metrics see it.
     """
 
     def __init__(self, config: PocketsphinxConfig, index: int) -> None:
@@ -106,12 +118,14 @@ class _Worker:
         self._sock: socket.socket | None = socket.socket(fileno=os.dup(parent.fileno()))
         parent.close()
         self.label = f"pocketsphinx-{index}"
-        self._waiters: deque[tuple[asyncio.Future, int]] = deque()
+        self._current: _Request | None = None  # the request the process is decoding (or the start-up reply)
+        self._urgent: deque[_Request] = deque()
+        self._queue: deque[_Request] = deque()
         self._transport: asyncio.Transport | None = None
         self._stop_timeout_s = config.stop_timeout_s
         self.streams = 0
         self.queued_samples = 0
-        self._occupied_total = 0.0  # seconds with a request outstanding (the worker decodes them in order)
+        self._occupied_total = 0.0  # seconds with a request outstanding (the worker is decoding all along)
         self._occupied_since: float | None = None
         self.dead: str | None = None
 
@@ -130,7 +144,9 @@ class _Worker:
         protocol = _Frames(self._on_message, self.kill)
         transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
         self._transport = transport
-        fut = self._expect(0)
+        fut = asyncio.get_running_loop().create_future()
+        self._current = _Request(b"", 0, fut)  # the process announces itself unasked
+        self._occupied_since = time.monotonic()
         try:
             async with asyncio.timeout(timeout_s):
                 reply = await fut
@@ -143,42 +159,56 @@ class _Worker:
             raise AdapterUnavailable(f"pocketsphinx worker failed to start: {reply}")
         self._occupied_total = 0.0  # starting up is not decoding
 
-    def _expect(self, samples: int) -> asyncio.Future:
-        if not self._waiters:
-            self._occupied_since = time.monotonic()
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((fut, samples))
-        self.queued_samples += samples
-        return fut
-
     def _on_message(self, message: Any) -> None:
-        if not self._waiters:
+        done, self._current = self._current, None
+        if done is None:
             self.kill("the decoding process sent an unexpected reply")
             return
-        fut, samples = self._waiters.popleft()
-        self.queued_samples -= samples
-        if not self._waiters and self._occupied_since is not None:
+        self.queued_samples -= done.samples
+        self._next()
+        if not done.future.done():
+            status, payload = message
+            if status == "ok":
+                done.future.set_result(payload)
+            else:
+                done.future.set_exception(AdapterError(f"pocketsphinx: {payload}"))
+
+    def _next(self) -> None:
+        """Hand the process its next request, urgent ones first; or close the busy interval."""
+        if self._current is not None:
+            return
+        queue = self._urgent or self._queue
+        if queue:
+            self._current = queue.popleft()
+            assert self._transport is not None
+            self._transport.write(self._current.frame)
+        elif self._occupied_since is not None:
             self._occupied_total += time.monotonic() - self._occupied_since
             self._occupied_since = None
-        if fut.done():
-            return
-        status, payload = message
-        if status == "ok":
-            fut.set_result(payload)
-        else:
-            fut.set_exception(AdapterError(f"pocketsphinx: {payload}"))
 
-    def send(self, *request: Any, samples: int = 0) -> asyncio.Future:
-        """Write one request now (never waits); the future settles with its reply. `samples` is the audio it
-        carries, counted in the backlog until the reply comes."""
+    def send(self, *request: Any, samples: int = 0, urgent: bool = False) -> asyncio.Future:
+        """Queue one request (never waits); the future settles with its reply. `samples` is the audio it
+        carries, counted in the backlog until the reply comes; `urgent` requests go before the others."""
         if self.dead is not None or self._transport is None or self._transport.is_closing():
             raise AdapterError(f"pocketsphinx worker unavailable: {self.dead or 'not started'}")
-        fut = self._expect(samples)
-        self._transport.write(_Frames.encode(request))
+        fut = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._queue).append(_Request(_Frames.encode(request), samples, fut))
+        self.queued_samples += samples
+        if self._occupied_since is None:
+            self._occupied_since = time.monotonic()
+        self._next()
         return fut
 
-    async def call(self, *request: Any, samples: int = 0) -> Any:
-        return await self.send(*request, samples=samples)
+    def expedite(self, fut: asyncio.Future) -> None:
+        """Move the queued request behind `fut` to the urgent queue (a no-op once it went to the process)."""
+        for req in self._queue:
+            if req.future is fut:
+                self._queue.remove(req)
+                self._urgent.append(req)
+                return
+
+    async def call(self, *request: Any, samples: int = 0, urgent: bool = False) -> Any:
+        return await self.send(*request, samples=samples, urgent=urgent)
 
     def kill(self, reason: str) -> None:
         if self.dead is None:
@@ -188,11 +218,15 @@ class _Worker:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        while self._waiters:
-            fut, _ = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(AdapterError(f"pocketsphinx worker unavailable: {reason}"))
+        lost = [*([self._current] if self._current is not None else []), *self._urgent, *self._queue]
+        self._current = None
+        self._urgent.clear()
+        self._queue.clear()
+        for req in lost:
+            if not req.future.done():
+                req.future.set_exception(AdapterError(f"pocketsphinx worker unavailable: {reason}"))
         self.queued_samples = 0
+        self._occupied_since = None
         if self._process.is_alive():
             self._process.kill()
 
@@ -261,6 +295,13 @@ class PocketsphinxStream(RecognitionStream):
         self._last_partial = ""
         self._since_partial = 0
         self._closed = False
+        self._urgent = False
+        self._request: asyncio.Future | None = None  # this stream's request in the worker's queue
+
+    def expedite(self) -> None:
+        self._urgent = True
+        if self._worker is not None and self._request is not None:
+            self._worker.expedite(self._request)
 
     async def _bound(self) -> _Worker:
         if self._worker is None:
@@ -290,7 +331,12 @@ class PocketsphinxStream(RecognitionStream):
             want = partial and last and self._since_partial >= cfg.partial_interval_s * SAMPLE_RATE
             if want:
                 self._since_partial = 0
-            text = await worker.call("push", self._sid, chunk.tobytes(), want, samples=len(chunk))
+            self._request = worker.send("push", self._sid, chunk.tobytes(), want, samples=len(chunk),
+                                        urgent=self._urgent)
+            try:
+                text = await self._request
+            finally:
+                self._request = None
         if text is None or text == self._last_partial:
             return None
         self._last_partial = text
@@ -302,7 +348,7 @@ class PocketsphinxStream(RecognitionStream):
         self._closed = True
         worker = await self._bound()
         try:
-            text, raw_words = await worker.call("finish", self._sid)
+            text, raw_words = await worker.call("finish", self._sid, urgent=True)
         finally:
             self._release()
         words = tuple(WordTiming(word=w, start_s=s, end_s=e, confidence=_posterior(p)) for w, s, e, p in raw_words)
