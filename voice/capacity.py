@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+from adapters.aio import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 MIN_SESSIONS_TO_PROJECT = 5
@@ -129,9 +131,7 @@ class LoadMonitor:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from adapters.aio import cancel_and_wait
 from adapters.asr.base import SAMPLE_RATE, RecognitionStream, Transcript
 from adapters.errors import AdapterError
 
@@ -118,6 +119,5 @@ class BackgroundRecognition:
 
     async def aclose(self) -> None:
         self._closing = True
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         await self._stream.aclose()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.aio import cancel_and_wait
 from voice.client import AudioFileError, RealtimeClient, load_audio
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -155,7 +156,7 @@ async def replay_file(url: str, path: str | Path, *, speed: float = 1.0, api_key
             if first.get("type") != "session.created":
                 return FileResult(file=name, error=f"server refused the session: {first.get('error', first)}")
             await client.update_session(**{"somagent": {"events": True}, **(session or {})})
-            reader = asyncio.create_task(_read(client, tracker))
+            reader = asyncio.create_task(_read(client, tracker), name=f"replay-reader-{name}")
             try:
                 await client.stream_audio(pcm, rate, speed=speed, on_chunk=tracker.on_chunk)
                 silence = np.zeros(int(rate * trailing_silence_s), dtype=np.int16)
@@ -164,8 +165,7 @@ async def replay_file(url: str, path: str | Path, *, speed: float = 1.0, api_key
                                           on_chunk=lambda ms: tracker.on_chunk(sent + ms))
                 await _wait_idle(tracker, timeout_s)
             finally:
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+                await cancel_and_wait(reader)
     except (OSError, asyncio.TimeoutError) as exc:
         return FileResult(file=name, error=f"connection failed: {exc!r}", turns=tracker.turns)
     return FileResult(file=name, turns=tracker.turns, session_errors=tracker.errors)

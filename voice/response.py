@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from adapters.aio import cancel_and_wait
 from adapters.llm.base import ChatRequest, ChatUsage
 from router import AllCandidatesFailed, CallContext, ModelRouter, Role
 from voice.codec import OutputEncoder
@@ -82,11 +83,7 @@ class ResponseRun:
             return
         self.status_reason = reason
         self._cancelling = True
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)  # _run turns the cancellation into the response's status
 
     async def wait(self) -> None:
         if self._task is not None:
@@ -158,12 +155,7 @@ class ResponseRun:
             self.status = "failed"
             self.error = {"type": "server_error", "code": "response_failed", "message": str(exc)}
         finally:
-            if speaker is not None and not speaker.done():
-                speaker.cancel()
-                try:
-                    await speaker
-                except (asyncio.CancelledError, Exception):
-                    pass
+            await cancel_and_wait(speaker)
             self._close_events(audio)
 
     async def _generate(self, sentences: asyncio.Queue[str | None]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from adapters.aio import TaskSet
 from router import CallContext, ModelRouter
 from dsp import PolyphaseResampler
 from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
@@ -58,7 +59,7 @@ class RealtimeSession:
                                     config=lambda: self.config, clock=clock)
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
-        self._input_task: asyncio.Task | None = None
+        self._tasks = TaskSet()  # the input loop
         self._pcm_resampler: PolyphaseResampler | None = None  # push_pcm (media transports)
         self.closed = False
         self.errors_sent = 0
@@ -93,14 +94,12 @@ class RealtimeSession:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         self.emit({"type": "session.created", "session": self.config.wire()})
-        self._input_task = asyncio.create_task(self._input_loop(), name=f"input-{self.id}")
+        self._tasks.create_task(self._input_loop(), name=f"input-{self.id}")
 
     async def aclose(self) -> None:
         if self.closed:
             return
-        if self._input_task is not None:
-            self._input_task.cancel()
-            await asyncio.gather(self._input_task, return_exceptions=True)
+        await self._tasks.aclose()
         await self.turns.aclose()
         self.closed = True
         self.outbox.put_nowait(CLOSE)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.aio import TaskSet
 from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
@@ -82,7 +83,7 @@ class TurnController:
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
         self._finaliser: asyncio.Task | None = None
         self.response: ResponseRun | None = None
-        self._response_waiters: set[asyncio.Task] = set()
+        self._tasks = TaskSet()  # the turn finaliser and the per-response metrics reporters
         self.metrics: deque[TurnMetrics] = deque(maxlen=MAX_METRICS)
         self.user_turns = 0
         # echo gate: an onset during agent playback interrupts only when clearly louder than the echo
@@ -271,7 +272,7 @@ class TurnController:
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
         if self._finaliser is None or self._finaliser.done():
-            self._finaliser = asyncio.create_task(self._finalise_turns(), name="turn-finaliser")
+            self._finaliser = self._tasks.create_task(self._finalise_turns(), name="turn-finaliser")
 
     def _forget_utterance(self) -> None:
         """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
@@ -355,16 +356,11 @@ class TurnController:
         task = run.start()
         if metrics is not None:
             metrics.response_id = run.id
-            waiter = asyncio.create_task(self._report(task, metrics))
-            self._response_waiters.add(waiter)
-            waiter.add_done_callback(self._response_waiters.discard)
+            self._tasks.create_task(self._report(task, metrics), name=f"turn-metrics-{run.id}")
         return run
 
     async def _report(self, task: asyncio.Task, metrics: TurnMetrics) -> None:
-        try:
-            await asyncio.shield(task)
-        except BaseException:
-            pass
+        await asyncio.wait([task])  # its outcome is in the response's own events; this waits for the end only
         self._emit(metrics.event())
 
     async def _wait_idle_response(self) -> None:
@@ -408,10 +404,7 @@ class TurnController:
     async def aclose(self) -> None:
         if self.response is not None:
             await self.response.cancel("client_cancelled")
-        tasks = [t for t in (self._finaliser, *self._response_waiters) if t is not None and not t.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         if self._stream is not None:
             await self._stream.aclose()
             self._stream = None

@@ -37,6 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from adapters.aio import TaskSet, cancel_and_wait
 from adapters.asr.base import SAMPLE_RATE, RecognitionStream, SpeechRecognizer, Transcript, WordTiming
 from adapters.asr.local_agreement import Hypothesis, LocalAgreement, Word, join_words
 from adapters.errors import AdapterError, AdapterUnavailable
@@ -274,7 +275,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         self._queue: FairQueue[_Job] = FairQueue()
         self._slots: asyncio.Semaphore | None = None
         self._dispatcher: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
+        self._running = TaskSet()  # transcriptions on the pool
         self._jobs: set[_Job] = set()  # queued or running, until their future settles
         self._streams: weakref.WeakSet[FasterWhisperStream] = weakref.WeakSet()
         self._closed = False
@@ -340,9 +341,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
                 self._slots.release()
                 continue
             self._waits.append(time.perf_counter() - job.enqueued)
-            task = asyncio.create_task(self._execute(job))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running.create_task(self._execute(job), name=f"faster-whisper-job-{job.key}")
 
     async def _execute(self, job: _Job) -> None:
         def timed() -> tuple[Any, float]:
@@ -439,10 +438,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         self._closed = True
         for stream in list(self._streams):
             await stream.aclose()
-        tasks = self.tasks()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self.tasks())
         while len(self._queue):
             job = self._queue.get_nowait()
             if not job.future.done():
@@ -624,9 +620,7 @@ class FasterWhisperStream(RecognitionStream):
     async def aclose(self) -> None:
         self.closed = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         for job in self._owner._queue.remove(self.key):  # e.g. a `finish` waiting in another task
             if not job.future.done():
                 job.future.set_exception(AdapterError("recognition stream closed"))
