@@ -25,6 +25,7 @@ from voice.app import create_app
 from voice.auth import Principal
 from voice.client import RealtimeClient, decode_audio_delta
 from voice.config import Settings
+from voice.events import InputTranscriptionCompleted
 from voice.echo import CONFIRM_FRAMES, ECHO_FLOOR_DBFS, MARGIN_DB, EchoGate, rms_dbfs
 from voice.serving import running_server
 from voice.transports.webrtc import (
@@ -159,9 +160,9 @@ async def test_push_pcm_feeds_the_turn_loop():
             deadline = loop.time() + 30
             while True:
                 event = await asyncio.wait_for(session.next_event(), max(0.1, deadline - loop.time()))
-                if event["type"] == "conversation.item.input_audio_transcription.completed":
+                if isinstance(event, InputTranscriptionCompleted):
                     break
-            assert "forward" in event["transcript"]
+            assert "forward" in event.transcript
         finally:
             await app.state.server.close_session(session)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from voice.events import TurnMetricsReport
+
 
 def _ms(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round((b - a) * 1000.0, 2)
@@ -34,6 +36,6 @@ class TurnMetrics:
             "voice_to_voice_ms": _ms(self.speech_end, self.first_audio),
         }
 
-    def event(self) -> dict[str, Any]:
-        return {"type": "somagent.turn.metrics", "item_id": self.item_id, "response_id": self.response_id,
-                "asr_model": self.asr_model, **self.breakdown(), "audio": self.audio}
+    def event(self) -> TurnMetricsReport:
+        return TurnMetricsReport(item_id=self.item_id, response_id=self.response_id, asr_model=self.asr_model,
+                                 values={**self.breakdown(), "audio": self.audio})

@@ -7,7 +7,6 @@ delay speech of what it already said, and synthesis does not hold up the transcr
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from adapters.aio import cancel_and_wait
 from adapters.llm.base import ChatRequest, ChatUsage
 from router import AllCandidatesFailed, CallContext, ModelRouter, Role
+from voice import events as ev
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
 from voice.ids import new_id
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a moment."
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ev.ServerEvent], None]
 
 
 @dataclass
@@ -101,9 +101,6 @@ class ResponseRun:
         return not self.done or self.played_ms(now) < self.audio_ms_sent
 
     # -- events ------------------------------------------------------------------------------
-    def _ev(self, type_: str, **fields: Any) -> None:
-        self._emit({"type": type_, **fields})
-
     def _ids(self) -> dict[str, Any]:
         return {"response_id": self.id, "item_id": self.item.id, "output_index": 0, "content_index": 0}
 
@@ -130,14 +127,13 @@ class ResponseRun:
     # -- the run -----------------------------------------------------------------------------
     async def _run(self) -> None:
         audio = self._options.modality == "audio"
-        self._ev("response.created", response=self.wire())
-        self._ev("response.output_item.added", response_id=self.id, output_index=0, item=self.item.wire())
+        self._emit(ev.ResponseCreated(response=self.wire()))
+        self._emit(ev.OutputItemAdded(response_id=self.id, output_index=0, item=self.item.wire()))
         if self._options.conversation == "auto":
             self._previous_item_id = self._conversation.add(self.item)
-            self._ev("conversation.item.added", previous_item_id=self._previous_item_id, item=self.item.wire())
-        part_type = "audio" if audio else "text"
-        self._ev("response.content_part.added", **self._ids(),
-                 part={"type": part_type, "transcript": ""} if audio else {"type": "text", "text": ""})
+            self._emit(ev.ConversationItemAdded(previous_item_id=self._previous_item_id, item=self.item.wire()))
+        self._emit(ev.ContentPartAdded(**self._ids(), part={"type": "audio", "transcript": ""} if audio
+                                       else {"type": "text", "text": ""}))
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(sentences), name=f"tts-{self.id}") if audio else None
         try:
@@ -167,7 +163,7 @@ class ResponseRun:
         # The assistant item itself is in the conversation, empty: drop it from the prompt.
         request = ChatRequest(messages=messages, max_tokens=self._options.max_output_tokens)
         splitter = SentenceSplitter()
-        delta_type = "response.output_audio_transcript.delta" if self._options.modality == "audio" else "response.output_text.delta"
+        delta_type = ev.OutputAudioTranscriptDelta if self._options.modality == "audio" else ev.OutputTextDelta
         try:
             async for chunk in self._router.stream_chat(Role.DIALOGUE, request, self._ctx):
                 if chunk.usage is not None:
@@ -177,7 +173,7 @@ class ResponseRun:
                 if self.metrics is not None and self.metrics.llm_first_token is None:
                     self.metrics.llm_first_token = self._clock()
                 self.item.text = (self.item.text or "") + chunk.text
-                self._ev(delta_type, **self._ids(), delta=chunk.text)
+                self._emit(delta_type(**self._ids(), delta=chunk.text))
                 for sentence in splitter.feed(chunk.text):
                     sentences.put_nowait(sentence)
         except AllCandidatesFailed as exc:
@@ -185,7 +181,7 @@ class ResponseRun:
             self.error = {"type": "server_error", "code": "model_unavailable", "message": str(exc)}
             text = (" " if self.item.text else "") + APOLOGY
             self.item.text = (self.item.text or "") + text
-            self._ev(delta_type, **self._ids(), delta=text)
+            self._emit(delta_type(**self._ids(), delta=text))
             for sentence in splitter.feed(text):
                 sentences.put_nowait(sentence)
         for sentence in splitter.flush():
@@ -203,9 +199,8 @@ class ResponseRun:
             except AllCandidatesFailed as exc:
                 tts_failed = True  # the reply still goes out as text
                 log.warning("speech synthesis failed, continuing as text: %s", exc)
-                self._ev("error", error={"type": "server_error", "code": "tts_unavailable",
-                                         "message": "speech synthesis failed; the reply continues as text only",
-                                         "param": None, "event_id": None})
+                self._emit(ev.Error.of("tts_unavailable", "speech synthesis failed; the reply continues as text only",
+                                       type_="server_error"))
         self._send_audio(self._encoder.flush())
 
     def _send_audio(self, payloads: list[bytes]) -> None:
@@ -220,7 +215,7 @@ class ResponseRun:
                     self.metrics.first_audio = self.first_audio_at
             self.audio_ms_sent += self._encoder.payload_ms(payload)
             self.item.audio_ms = self.audio_ms_sent
-            self._ev("response.output_audio.delta", **self._ids(), delta=base64.b64encode(payload).decode("ascii"))
+            self._emit(ev.OutputAudioDelta(**self._ids(), audio=payload))
 
     def _close_events(self, audio: bool) -> None:
         if self.status == "in_progress":
@@ -228,14 +223,14 @@ class ResponseRun:
         self.item.status = "completed" if self.status == "completed" else "incomplete"
         text = self.item.text or ""
         if audio:
-            self._ev("response.output_audio.done", **self._ids())
-            self._ev("response.output_audio_transcript.done", **self._ids(), transcript=text)
-            self._ev("response.content_part.done", **self._ids(), part={"type": "audio", "transcript": text})
+            self._emit(ev.OutputAudioDone(**self._ids()))
+            self._emit(ev.OutputAudioTranscriptDone(**self._ids(), transcript=text))
+            self._emit(ev.ContentPartDone(**self._ids(), part={"type": "audio", "transcript": text}))
         else:
-            self._ev("response.output_text.done", **self._ids(), text=text)
-            self._ev("response.content_part.done", **self._ids(), part={"type": "text", "text": text})
-        self._ev("response.output_item.done", response_id=self.id, output_index=0, item=self.item.wire())
+            self._emit(ev.OutputTextDone(**self._ids(), text=text))
+            self._emit(ev.ContentPartDone(**self._ids(), part={"type": "text", "text": text}))
+        self._emit(ev.OutputItemDone(response_id=self.id, output_index=0, item=self.item.wire()))
         if self._options.conversation == "auto":
-            self._ev("conversation.item.done", previous_item_id=self._previous_item_id, item=self.item.wire())
+            self._emit(ev.ConversationItemDone(previous_item_id=self._previous_item_id, item=self.item.wire()))
         self.finished_at = self._clock()
-        self._ev("response.done", response=self.wire())
+        self._emit(ev.ResponseDone(response=self.wire()))

@@ -9,10 +9,11 @@ are read when scraped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from voice.events import AsrLagging, Error, ServerEvent, TurnMetricsReport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -49,16 +50,15 @@ class ServerMetrics:
         self.asr_lagging = Counter("somagent_asr_lagging", "Utterances whose recognition fell behind (partials shed)",
                                    registry=r)
 
-    def observe(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "error":
-            self.errors.labels(code=str((event.get("error") or {}).get("code") or "unknown")).inc()
-        elif kind == "somagent.turn.metrics":
+    def observe(self, event: ServerEvent) -> None:
+        if isinstance(event, Error):
+            self.errors.labels(code=event.code).inc()
+        elif isinstance(event, TurnMetricsReport):
             for field, stage in STAGES.items():
-                value = event.get(field)
+                value = event.values.get(field)
                 if isinstance(value, (int, float)) and value >= 0:
                     self.stage_latency.labels(stage=stage).observe(value / 1000.0)
-        elif kind == "somagent.asr.lagging" and event.get("lagging"):
+        elif isinstance(event, AsrLagging) and event.lagging:
             self.asr_lagging.inc()
 
     def render(self, *, sessions: int, calls: int, loop_busy: float,

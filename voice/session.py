@@ -23,8 +23,10 @@ from pydantic import ValidationError
 from adapters.aio import TaskSet
 from router import CallContext, ModelRouter
 from dsp import PolyphaseResampler
+from voice import events as ev
 from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
 from voice.conversation import Conversation, Item
+from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.session_config import SessionConfig, merge
 from voice.turn import TurnController
@@ -70,30 +72,30 @@ class RealtimeSession:
     def extensions(self) -> bool:
         return self.config.somagent is not None and self.config.somagent.events
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: ServerEvent) -> None:
         if self.closed:
             return
         if self._observer is not None:
             self._observer(event)
-        if event["type"].startswith("somagent.") and not self.extensions:
+        if event.extension and not self.extensions:
             return
-        event.setdefault("event_id", new_id("event"))
+        if event.event_id is None:
+            event.event_id = new_id("event")
         self.outbox.put_nowait(event)
 
     def error(self, code: str, message: str, *, param: str | None = None, event_id: str | None = None,
               type_: str = "invalid_request_error") -> None:
         self.errors_sent += 1
-        self.emit({"type": "error", "error": {"type": type_, "code": code, "message": message, "param": param,
-                                              "event_id": event_id}})
+        self.emit(ev.Error.of(code, message, type_=type_, param=param, event_id=event_id))
 
-    async def next_event(self) -> dict[str, Any] | None:
+    async def next_event(self) -> ServerEvent | None:
         """The transport's read side: the next server event, or None once the session is closed."""
         event = await self.outbox.get()
         return None if event is CLOSE else event  # type: ignore[return-value]
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self.emit({"type": "session.created", "session": self.config.wire()})
+        self.emit(ev.SessionCreated(session=self.config.wire()))
         self._tasks.create_task(self._input_loop(), name=f"input-{self.id}")
 
     async def aclose(self) -> None:
@@ -172,7 +174,7 @@ class RealtimeSession:
         if persona != self.ctx.persona:
             self.ctx = replace(self.ctx, persona=persona)
             self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
-        self.emit({"type": "session.updated", "session": self.config.wire()})
+        self.emit(ev.SessionUpdated(session=self.config.wire()))
 
     async def _append(self, event: dict[str, Any]) -> None:
         audio = event.get("audio")
@@ -231,7 +233,7 @@ class RealtimeSession:
                         self.error("input_audio_buffer_commit_empty", problem, event_id=payload)
                 elif kind == "clear":
                     await self.turns.clear()
-                    self.emit({"type": "input_audio_buffer.cleared"})
+                    self.emit(ev.InputAudioBufferCleared())
             except Exception as exc:  # one bad chunk must not stop the audio path
                 log.exception("input processing failed")
                 self.error("server_error", f"audio processing failed: {exc}", type_="server_error")
@@ -275,21 +277,21 @@ class RealtimeSession:
             prev = self.conversation.add(new, previous if isinstance(previous, str) and previous != "root" else None)
         except KeyError:
             raise ClientError("item_not_found", f"previous_item_id {previous!r} does not exist", "previous_item_id") from None
-        self.emit({"type": "conversation.item.added", "previous_item_id": prev, "item": new.wire()})
-        self.emit({"type": "conversation.item.done", "previous_item_id": prev, "item": new.wire()})
+        self.emit(ev.ConversationItemAdded(previous_item_id=prev, item=new.wire()))
+        self.emit(ev.ConversationItemDone(previous_item_id=prev, item=new.wire()))
 
     async def _item_delete(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id")
         if not isinstance(item_id, str) or not self.conversation.delete(item_id):
             raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
-        self.emit({"type": "conversation.item.deleted", "item_id": item_id})
+        self.emit(ev.ConversationItemDeleted(item_id=item_id))
 
     async def _item_retrieve(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id")
         item = self.conversation.get(item_id) if isinstance(item_id, str) else None
         if item is None:
             raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
-        self.emit({"type": "conversation.item.retrieved", "item": item.wire()})
+        self.emit(ev.ConversationItemRetrieved(item=item.wire()))
 
     async def _item_truncate(self, event: dict[str, Any]) -> None:
         item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
@@ -335,5 +337,5 @@ class RealtimeSession:
 
     async def _output_clear(self, event: dict[str, Any]) -> None:
         await self.turns.interrupt(reason="client_cancelled")
-        self.emit({"type": "output_audio_buffer.cleared", "response_id": self.turns.response.id if self.turns.response else None})
+        self.emit(ev.OutputAudioBufferCleared(response_id=self.turns.response.id if self.turns.response else None))
 

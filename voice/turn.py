@@ -24,6 +24,7 @@ from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
+from voice import events as ev
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
 from voice.echo import EchoGate
@@ -36,7 +37,7 @@ from voice.session_config import SessionConfig
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ev.ServerEvent], None]
 MIN_COMMIT_MS = 100
 MAX_METRICS = 200
 
@@ -190,12 +191,10 @@ class TurnController:
                 continue
             self._stream = BackgroundRecognition(
                 stream,
-                lambda partial: self._emit({
-                    "type": "somagent.input_audio_transcription.partial", "item_id": item_id,
-                    "text": partial.text, "audio_ms": round(partial.audio_s * 1000)}),
-                lambda lagging, backlog_s: self._emit({
-                    "type": "somagent.asr.lagging", "item_id": item_id, "lagging": lagging,
-                    "backlog_ms": round(backlog_s * 1000)}),
+                lambda partial: self._emit(ev.TranscriptionPartial(
+                    item_id=item_id, text=partial.text, audio_ms=round(partial.audio_s * 1000))),
+                lambda lagging, backlog_s: self._emit(ev.AsrLagging(
+                    item_id=item_id, lagging=lagging, backlog_ms=round(backlog_s * 1000))),
             )
             self._asr_model = recognizer.name
             return
@@ -207,8 +206,7 @@ class TurnController:
     async def _speech_started(self, event: SpeechStarted) -> None:
         self._open_stream()
         self._buffer_ms = len(event.prefix) * FRAME_MS  # the utterance's audio, padding included
-        self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": event.audio_start_ms,
-                    "item_id": self._item_id})
+        self._emit(ev.InputAudioBufferSpeechStarted(audio_start_ms=event.audio_start_ms, item_id=self._item_id))
         td = self._turn_detection()
         if td is not None and td.interrupt_response:
             # echo gate: during playback, an onset no louder than the echo is not a barge-in
@@ -223,8 +221,7 @@ class TurnController:
             self._push(frame)
 
     async def _speech_stopped(self, event: SpeechStopped) -> None:
-        self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": event.audio_end_ms,
-                    "item_id": self._item_id})
+        self._emit(ev.InputAudioBufferSpeechStopped(audio_end_ms=event.audio_end_ms, item_id=self._item_id))
         if self.echo.pending:  # the whole utterance stayed at the echo level: the agent heard itself
             await self._drop_echo(event)
             return
@@ -236,8 +233,8 @@ class TurnController:
     async def _drop_echo(self, event: SpeechStopped) -> None:
         """Not a user turn: nothing is committed, transcribed or answered."""
         self.echo.pending = False
-        self._emit({"type": "somagent.echo.suppressed", "item_id": self._item_id, "audio_end_ms": event.audio_end_ms,
-                    **(self.echo.last_decision or {})})
+        self._emit(ev.EchoSuppressed(item_id=self._item_id, audio_end_ms=event.audio_end_ms,
+                                     values=dict(self.echo.last_decision or {})))
         await self._discard_utterance()
 
     def _arrival_of(self, audio_ms: int) -> float | None:
@@ -263,10 +260,10 @@ class TurnController:
         item = Item(id=self._item_id or new_id("item"), role="user", kind="input_audio", text=None)
         metrics.item_id = item.id
         metrics.audio = self._analytics.summary().to_dict()
-        self._emit({"type": "somagent.audio.features", "item_id": item.id, **metrics.audio})
+        self._emit(ev.AudioFeatures(item_id=item.id, values=metrics.audio))
         prev = self._conversation.add(item)
-        self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item.id})
-        self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": item.wire()})
+        self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
+        self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
                                      self._wants_asr))
         self._forget_utterance()  # the stream now belongs to the turn
@@ -313,19 +310,16 @@ class TurnController:
         metrics.asr_final = self._clock()
         if failure is not None:
             item.text = ""
-            self._emit({"type": "conversation.item.input_audio_transcription.failed", "item_id": item.id,
-                        "content_index": 0, "error": {"type": "transcription_error", "code": "asr_failed",
-                                                      "message": failure, "param": None}})
+            self._emit(ev.InputTranscriptionFailed(item_id=item.id, content_index=0, error={
+                "type": "transcription_error", "code": "asr_failed", "message": failure, "param": None}))
         else:
             item.text = transcript
             if self._config().audio.input.transcription is not None:
                 if transcript:
-                    self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": item.id,
-                                "content_index": 0, "delta": transcript})
-                self._emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
-                            "content_index": 0, "transcript": transcript,
-                            "usage": {"type": "duration", "seconds": round(audio_s, 3)}})
-        self._emit({"type": "conversation.item.done", "previous_item_id": turn.previous_item_id, "item": item.wire()})
+                    self._emit(ev.InputTranscriptionDelta(item_id=item.id, content_index=0, delta=transcript))
+                self._emit(ev.InputTranscriptionCompleted(item_id=item.id, content_index=0, transcript=transcript,
+                                                          usage={"type": "duration", "seconds": round(audio_s, 3)}))
+        self._emit(ev.ConversationItemDone(previous_item_id=turn.previous_item_id, item=item.wire()))
         if turn.create_response and (transcript or failure):
             await self._wait_idle_response()
             self.start_response(self.default_options(), metrics=metrics)
@@ -397,8 +391,7 @@ class TurnController:
             keep = int(len(words) * min(1.0, audio_end_ms / total))
             item.text = " ".join(words[:keep])
         item.audio_ms = min(item.audio_ms, audio_end_ms)
-        self._emit({"type": "conversation.item.truncated", "item_id": item.id, "content_index": 0,
-                    "audio_end_ms": int(audio_end_ms)})
+        self._emit(ev.ConversationItemTruncated(item_id=item.id, content_index=0, audio_end_ms=int(audio_end_ms)))
 
     # -- shutdown -----------------------------------------------------------------------------
     async def aclose(self) -> None:

@@ -22,7 +22,6 @@ hands the same list to the page.
 from __future__ import annotations
 
 import asyncio
-import base64
 import fractions
 import json
 import logging
@@ -46,8 +45,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
+from voice import events as ev
 from voice.auth import AuthError, Principal, bearer
 from voice.config import Settings
+from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.server import ServerBusy, VoiceServer
 from voice.session import RealtimeSession
@@ -394,9 +395,10 @@ class Call:
                 self.frames_dropped += 1
 
     # -- events ------------------------------------------------------------------------------
-    def send_event(self, event: dict[str, Any]) -> None:
-        event.setdefault("event_id", new_id("event"))
-        text = json.dumps(event, separators=(",", ":"))
+    def send_event(self, event: ServerEvent) -> None:
+        if event.event_id is None:
+            event.event_id = new_id("event")
+        text = json.dumps(event.to_wire(), separators=(",", ":"))
         channel = self.channel
         if channel is not None and channel.readyState == "open":
             try:
@@ -407,34 +409,34 @@ class Call:
             self._pending.append(text)
 
     def _on_playback(self, kind: str, response_id: str | None) -> None:
-        self.send_event({"type": kind, "response_id": response_id})
+        started = kind == "output_audio_buffer.started"
+        self.send_event((ev.OutputAudioBufferStarted if started else ev.OutputAudioBufferStopped)(response_id=response_id))
 
     def _flush_audio(self) -> None:
         """Barge-in: nothing queued plays after the user interrupts."""
         response_id = self.track.flush()
         if response_id is not None:
-            self.send_event({"type": "output_audio_buffer.cleared", "response_id": response_id})
+            self.send_event(ev.OutputAudioBufferCleared(response_id=response_id))
 
     async def _write(self) -> None:
         """Session events: audio onto the track, everything else onto the DataChannel, in order."""
         try:
             while (event := await self.session.next_event()) is not None:
-                kind = event.get("type")
-                if kind == "response.output_audio.delta":
-                    pcm = np.frombuffer(base64.b64decode(event["delta"]), dtype="<i2")
-                    self.track.enqueue(event.get("response_id"), pcm)
+                if isinstance(event, ev.OutputAudioDelta):  # PCM16 at 24 kHz (the session's pinned format)
+                    self.track.enqueue(event.response_id, np.frombuffer(event.audio, dtype="<i2"))
                     continue
-                if kind == "response.output_item.added":
-                    self._item_response[event["item"]["id"]] = event.get("response_id")
-                elif kind == "response.output_audio.done":
-                    self.track.finish(event.get("response_id"))
+                if isinstance(event, ev.OutputItemAdded):
+                    self._item_response[event.item["id"]] = event.response_id
+                elif isinstance(event, ev.OutputAudioDone):
+                    self.track.finish(event.response_id)
                 self.send_event(event)
-                if kind == "response.done":
-                    if event["response"].get("status") == "cancelled":
+                if isinstance(event, ev.ResponseDone):
+                    if event.response.get("status") == "cancelled":
                         self._flush_audio()
                     if self.session.extensions:
                         self.send_event(self.metrics_event())
-                elif kind == "conversation.item.truncated" and self.track.holds(self._item_response.get(event["item_id"])):
+                elif isinstance(event, ev.ConversationItemTruncated) and self.track.holds(
+                        self._item_response.get(event.item_id)):
                     # a barge-in after the reply was fully generated: no cancelled response.done comes, but the
                     # server has cut the item to what was played, so the rest must not play either
                     self._flush_audio()
@@ -477,8 +479,8 @@ class Call:
                 "frames_in": self.frames_in, "frames_dropped": self.frames_dropped,
                 "frames_out": self.track.frames_sent, "audio_frames_out": self.track.audio_frames_sent}
 
-    def metrics_event(self) -> dict[str, Any]:
-        return {"type": "somagent.session.metrics", "session_id": self.session.id, **self.metrics()}
+    def metrics_event(self) -> ev.SessionMetrics:
+        return ev.SessionMetrics(session_id=self.session.id, values=self.metrics())
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "object": "realtime.call", "session_id": self.session.id,

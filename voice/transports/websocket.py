@@ -58,7 +58,7 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
 async def _write(ws: WebSocket, session) -> None:
     try:
         while (event := await session.next_event()) is not None:
-            await ws.send_text(json.dumps(event, separators=(",", ":")))
+            await ws.send_text(json.dumps(event.to_wire(), separators=(",", ":")))
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the reader notices the disconnect and closes the session
 

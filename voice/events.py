@@ -1,0 +1,330 @@
+"""Server events: the OpenAI Realtime (GA) ones we send and our `somagent.*` additions, as typed values.
+
+The session and the turn loop build these; transports serialise them at the edge. `to_wire()` is the JSON
+object of the protocol, so audio is base64-encoded there, and only the WebSocket (and the DataChannel, for
+everything but audio) calls it: the WebRTC transport puts `OutputAudioDelta.audio` on its media track as it
+is. Nested objects (a session, an item, a response) stay the dicts their owners' `wire()` methods build.
+`event_id` is given when the session sends the event.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerEvent:
+    type: ClassVar[str]
+    event_id: str | None = None
+
+    @property
+    def extension(self) -> bool:
+        """One of ours: sent only to sessions that asked for `somagent` events."""
+        return self.type.startswith("somagent.")
+
+    def to_wire(self) -> dict[str, Any]:
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
+        out: dict[str, Any] = {"type": self.type}
+        for name in names:
+            out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(slots=True, kw_only=True)
+class _Flat(ServerEvent):
+    """An event whose `values` (a metrics bundle, say) are fields of the wire object itself."""
+
+    values: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        out = ServerEvent.to_wire(self)
+        out.update(out.pop("values"))
+        return out
+
+
+# -- session ---------------------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class SessionCreated(ServerEvent):
+    type: ClassVar[str] = "session.created"
+    session: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionUpdated(ServerEvent):
+    type: ClassVar[str] = "session.updated"
+    session: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class Error(ServerEvent):
+    type: ClassVar[str] = "error"
+    error: dict[str, Any]  # type, code, message, param, event_id
+
+    @classmethod
+    def of(cls, code: str, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
+           event_id: str | None = None) -> Error:
+        return cls(error={"type": type_, "code": code, "message": message, "param": param, "event_id": event_id})
+
+    @property
+    def code(self) -> str:
+        return str(self.error.get("code") or "unknown")
+
+
+# -- input audio buffer ----------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class InputAudioBufferSpeechStarted(ServerEvent):
+    type: ClassVar[str] = "input_audio_buffer.speech_started"
+    audio_start_ms: int
+    item_id: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class InputAudioBufferSpeechStopped(ServerEvent):
+    type: ClassVar[str] = "input_audio_buffer.speech_stopped"
+    audio_end_ms: int
+    item_id: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class InputAudioBufferCommitted(ServerEvent):
+    type: ClassVar[str] = "input_audio_buffer.committed"
+    previous_item_id: str | None
+    item_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class InputAudioBufferCleared(ServerEvent):
+    type: ClassVar[str] = "input_audio_buffer.cleared"
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioBufferCleared(ServerEvent):
+    type: ClassVar[str] = "output_audio_buffer.cleared"
+    response_id: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioBufferStarted(ServerEvent):
+    """WebRTC only: the track began playing a response."""
+
+    type: ClassVar[str] = "output_audio_buffer.started"
+    response_id: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioBufferStopped(ServerEvent):
+    """WebRTC only: the track played a response to its end."""
+
+    type: ClassVar[str] = "output_audio_buffer.stopped"
+    response_id: str | None
+
+
+# -- conversation items ----------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class ConversationItemAdded(ServerEvent):
+    type: ClassVar[str] = "conversation.item.added"
+    previous_item_id: str | None
+    item: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ConversationItemDone(ServerEvent):
+    type: ClassVar[str] = "conversation.item.done"
+    previous_item_id: str | None
+    item: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ConversationItemDeleted(ServerEvent):
+    type: ClassVar[str] = "conversation.item.deleted"
+    item_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ConversationItemRetrieved(ServerEvent):
+    type: ClassVar[str] = "conversation.item.retrieved"
+    item: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ConversationItemTruncated(ServerEvent):
+    type: ClassVar[str] = "conversation.item.truncated"
+    item_id: str
+    content_index: int
+    audio_end_ms: int
+
+
+@dataclass(slots=True, kw_only=True)
+class InputTranscriptionDelta(ServerEvent):
+    type: ClassVar[str] = "conversation.item.input_audio_transcription.delta"
+    item_id: str
+    content_index: int
+    delta: str
+
+
+@dataclass(slots=True, kw_only=True)
+class InputTranscriptionCompleted(ServerEvent):
+    type: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
+    item_id: str
+    content_index: int
+    transcript: str
+    usage: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class InputTranscriptionFailed(ServerEvent):
+    type: ClassVar[str] = "conversation.item.input_audio_transcription.failed"
+    item_id: str
+    content_index: int
+    error: dict[str, Any]
+
+
+# -- responses -------------------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class ResponseCreated(ServerEvent):
+    type: ClassVar[str] = "response.created"
+    response: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponseDone(ServerEvent):
+    type: ClassVar[str] = "response.done"
+    response: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputItemAdded(ServerEvent):
+    type: ClassVar[str] = "response.output_item.added"
+    response_id: str
+    output_index: int
+    item: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputItemDone(ServerEvent):
+    type: ClassVar[str] = "response.output_item.done"
+    response_id: str
+    output_index: int
+    item: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Content(ServerEvent):
+    """An event about one content part of a response's output item."""
+
+    response_id: str
+    item_id: str
+    output_index: int = 0
+    content_index: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ContentPartAdded(_Content):
+    type: ClassVar[str] = "response.content_part.added"
+    part: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ContentPartDone(_Content):
+    type: ClassVar[str] = "response.content_part.done"
+    part: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioDelta(_Content):
+    """Audio in the session's output format (PCM16 over WebRTC, where it goes on the track, never encoded)."""
+
+    type: ClassVar[str] = "response.output_audio.delta"
+    audio: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "event_id": self.event_id, "response_id": self.response_id,
+                "item_id": self.item_id, "output_index": self.output_index, "content_index": self.content_index,
+                "delta": base64.b64encode(self.audio).decode("ascii")}
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioDone(_Content):
+    type: ClassVar[str] = "response.output_audio.done"
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioTranscriptDelta(_Content):
+    type: ClassVar[str] = "response.output_audio_transcript.delta"
+    delta: str
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputAudioTranscriptDone(_Content):
+    type: ClassVar[str] = "response.output_audio_transcript.done"
+    transcript: str
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputTextDelta(_Content):
+    type: ClassVar[str] = "response.output_text.delta"
+    delta: str
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputTextDone(_Content):
+    type: ClassVar[str] = "response.output_text.done"
+    text: str
+
+
+# -- somagent.* ------------------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class TranscriptionPartial(ServerEvent):
+    type: ClassVar[str] = "somagent.input_audio_transcription.partial"
+    item_id: str | None
+    text: str
+    audio_ms: int
+
+
+@dataclass(slots=True, kw_only=True)
+class AsrLagging(ServerEvent):
+    type: ClassVar[str] = "somagent.asr.lagging"
+    item_id: str | None
+    lagging: bool
+    backlog_ms: int
+
+
+@dataclass(slots=True, kw_only=True)
+class EchoSuppressed(_Flat):
+    """An utterance at the level of the agent's own echo; `values` is the echo gate's decision."""
+
+    type: ClassVar[str] = "somagent.echo.suppressed"
+    item_id: str | None
+    audio_end_ms: int
+
+
+@dataclass(slots=True, kw_only=True)
+class AudioFeatures(_Flat):
+    """The committed utterance's analytics (`values`: the summary's fields)."""
+
+    type: ClassVar[str] = "somagent.audio.features"
+    item_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class TurnMetricsReport(_Flat):
+    """Per-stage latencies of one turn (`values`: the breakdown in ms, and the utterance's analytics)."""
+
+    type: ClassVar[str] = "somagent.turn.metrics"
+    item_id: str
+    response_id: str | None
+    asr_model: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionMetrics(_Flat):
+    """A WebRTC call's figures after each response (`values`: barge-ins, playback, ...)."""
+
+    type: ClassVar[str] = "somagent.session.metrics"
+    session_id: str
