@@ -1,9 +1,9 @@
 """Speech recognisers as the router hands them out: the shared engine, metered per utterance.
 
-The voice session drives recognition itself (push audio, finish), so the router cannot wrap it in a
-failover loop; instead each utterance is recorded (audio seconds, time to first partial, time from
-finish to the final transcript, outcome) and judged by the model's breaker, which orders the next
-`recognizers()` list.
+The voice session drives recognition itself (push audio, finish), so each utterance is recorded here (audio
+seconds, time to first partial, time from finish to the final transcript, outcome) and judged by the model's
+breaker, which orders the next `recognizers()` list; `fallback_asr.FallbackRecognizer` moves an utterance
+between them.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from router.catalog import Catalog, role_unit
 from router.clock import Clock, system_clock
 from router.context import CallContext
 from router.events import EventBus, LazyPayload, Topic
+from router.fallback_asr import FallbackRecognizer
 from router.failover import AllCandidatesFailed, Attempt, FailoverRunner, StreamInterrupted, StreamPlan
 from router.metered_asr import MeteredRecognizer
 from router.modes import DeploymentMode, ModePolicy, make_policies
@@ -400,8 +401,18 @@ class ModelRouter:
             async for item in items:
                 yield item
 
-    def recognizer(self, ctx: CallContext) -> SpeechRecognizer:
-        return self.recognizers(ctx)[0]
+    def recognizer(self, ctx: CallContext) -> FallbackRecognizer:
+        """The role's recognisers behind one: a stream fails over inside, each move published."""
+        selection = self.select(Role.SPEECH_RECOGNITION, ctx)
+
+        def on_fallback(failed: str, reason: str, next_model: str | None) -> None:
+            self.bus.publish(Topic.FALLBACK_USED, {
+                "role": Role.SPEECH_RECOGNITION.value, "failed_model": failed, "reason": reason,
+                "next_model": next_model, "chosen": selection.chosen, "selection_source": selection.source,
+                "locked_override_moved": False, "conversation_id": ctx.conversation_id, "tenant": ctx.tenant,
+                "persona": ctx.persona})
+
+        return FallbackRecognizer(self.recognizers(ctx, selection), on_fallback)
 
     def speech_backlog(self) -> dict[str, dict[str, float]]:
         """Seconds of audio queued per worker of each recogniser built so far (admission control, /metrics)."""
@@ -415,9 +426,9 @@ class ModelRouter:
         return {name: reading(adapter) for name, adapter in self.catalog.built_items()
                 if isinstance(adapter, SpeechRecognizer)}
 
-    def recognizers(self, ctx: CallContext) -> list[SpeechRecognizer]:
+    def recognizers(self, ctx: CallContext, selection: Selection | None = None) -> list[SpeechRecognizer]:
         """The recognisers to try, in order (ejected ones last), each metered per utterance."""
-        selection = self.select(Role.SPEECH_RECOGNITION, ctx)
+        selection = selection or self.select(Role.SPEECH_RECOGNITION, ctx)
         healthy = [m for m in selection.order if not self.breakers.is_open(m)]
         ejected = [m for m in selection.order if self.breakers.is_open(m)]
 

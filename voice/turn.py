@@ -183,21 +183,19 @@ class TurnController:
         self._wants_asr = self._needs_recognition()
         if not self._wants_asr:
             return
-        for recognizer in self._router.recognizers(self.ctx):
-            try:
-                stream = recognizer.stream()
-            except AdapterError as exc:
-                log.warning("recogniser %s unavailable, trying the next: %s", recognizer.name, exc)
-                continue
-            self._stream = BackgroundRecognition(
-                stream,
-                lambda partial: self._emit(ev.TranscriptionPartial(
-                    item_id=item_id, text=partial.text, audio_ms=round(partial.audio_s * 1000))),
-                lambda lagging, backlog_s: self._emit(ev.AsrLagging(
-                    item_id=item_id, lagging=lagging, backlog_ms=round(backlog_s * 1000))),
-            )
-            self._asr_model = recognizer.name
+        try:
+            stream = self._router.recognizer(self.ctx).stream()  # fails over inside, at open and mid-utterance
+        except AdapterError as exc:
+            log.warning("no recogniser for this utterance: %s", exc)
             return
+        self._stream = BackgroundRecognition(
+            stream,
+            lambda partial: self._emit(ev.TranscriptionPartial(
+                item_id=item_id, text=partial.text, audio_ms=round(partial.audio_s * 1000))),
+            lambda lagging, backlog_s: self._emit(ev.AsrLagging(
+                item_id=item_id, lagging=lagging, backlog_ms=round(backlog_s * 1000))),
+        )
+        self._asr_model = stream.model
 
     def _push(self, frame: np.ndarray) -> None:
         if self._stream is not None:
