@@ -24,7 +24,8 @@ from voice.auth import AuthError, bearer
 from voice.config import Settings
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
-from voice.transports.webrtc import close_calls, webrtc_routes
+from voice.transports.webrtc.registry import close_calls
+from voice.transports.webrtc.routes import webrtc_routes
 from voice.transports.websocket import realtime_websocket
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     async def realtime(ws: WebSocket) -> None:
         await realtime_websocket(ws, ws.app.state.server)
 
-    app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc.py)
+    app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc/)
 
     @app.get("/", include_in_schema=False)
     async def index():
