@@ -15,10 +15,10 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from voice.api_errors import ApiError
 from voice.auth import Principal
 from voice.ids import new_id
 from voice.session import RealtimeSession
-from voice.transports.webrtc.errors import CallError
 from voice.transports.webrtc.ice import rtc_configuration
 from voice.transports.webrtc.track import OUTPUT_FORMAT, AgentAudioTrack, frame_to_mono
 
@@ -63,14 +63,14 @@ class Call:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, ... for offers it cannot take
-            raise CallError(400, "invalid_sdp", f"the SDP offer could not be applied: {exc}") from None
+            raise ApiError(400, "invalid_sdp", f"the SDP offer could not be applied: {exc}") from None
         if not any(t.kind == "audio" for t in pc.getTransceivers()):
-            raise CallError(400, "no_audio", "the offer has no audio: add the microphone track (an m=audio section)")
+            raise ApiError(400, "no_audio", "the offer has no audio: add the microphone track (an m=audio section)")
         pc.addTrack(self.track)  # reuses the offer's audio transceiver: sendrecv
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
-            raise CallError(400, "invalid_sdp", f"no answer could be made for this offer: {exc}") from None
+            raise ApiError(400, "invalid_sdp", f"no answer could be made for this offer: {exc}") from None
         self._spawn(self._write(), "writer")
         self._spawn(self._read(), "reader")
         self._spawn(self._watch_connect(), "connect-watch")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from voice.transports.webrtc.errors import CallError
+from voice.api_errors import ApiError
 
 MAX_SDP_BYTES = 128 * 1024
 _SDP_LINE = re.compile(r"^[a-z]=.*$")
@@ -18,20 +18,20 @@ _SDP_LINE = re.compile(r"^[a-z]=.*$")
 def check_offer(sdp: str) -> None:
     """Refuse what is not an SDP offer with live audio, before aiortc sees it."""
     if not sdp or not sdp.strip():
-        raise CallError(400, "invalid_sdp", "the request carries no SDP offer")
+        raise ApiError(400, "invalid_sdp", "the request carries no SDP offer")
     if len(sdp.encode()) > MAX_SDP_BYTES:
-        raise CallError(400, "invalid_sdp", f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
+        raise ApiError(400, "invalid_sdp", f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
     lines = [line for line in sdp.replace("\r\n", "\n").split("\n") if line.strip()]
     if not lines or lines[0].strip() != "v=0":
-        raise CallError(400, "invalid_sdp", "malformed SDP: an offer starts with 'v=0'")
+        raise ApiError(400, "invalid_sdp", "malformed SDP: an offer starts with 'v=0'")
     bad = next((line for line in lines if not _SDP_LINE.match(line.strip())), None)
     if bad is not None:
-        raise CallError(400, "invalid_sdp", f"malformed SDP line: {bad[:80]!r}")
+        raise ApiError(400, "invalid_sdp", f"malformed SDP line: {bad[:80]!r}")
     media = [line.split() for line in lines if line.startswith("m=")]
     if not media:
-        raise CallError(400, "invalid_sdp", "malformed SDP: no media section")
+        raise ApiError(400, "invalid_sdp", "malformed SDP: no media section")
     if not any(m[0] == "m=audio" and len(m) > 1 and m[1] != "0" for m in media):
-        raise CallError(400, "no_audio", "the offer has no audio: add the microphone track (an m=audio section)")
+        raise ApiError(400, "no_audio", "the offer has no audio: add the microphone track (an m=audio section)")
 
 
 async def read_offer(request: Request) -> tuple[str, dict[str, Any] | None]:
@@ -41,29 +41,29 @@ async def read_offer(request: Request) -> tuple[str, dict[str, Any] | None]:
         try:
             form = await request.form(max_files=4, max_fields=8)
         except Exception as exc:  # starlette raises its own parser errors
-            raise CallError(400, "invalid_request", f"could not parse the multipart body: {exc}") from None
+            raise ApiError(400, "invalid_request", f"could not parse the multipart body: {exc}") from None
         sdp = await _form_text(form.get("sdp"))
         if sdp is None:
-            raise CallError(400, "invalid_sdp", "the multipart body has no 'sdp' part")
+            raise ApiError(400, "invalid_sdp", "the multipart body has no 'sdp' part")
         raw_session = await _form_text(form.get("session"))
         session = None
         if raw_session is not None and raw_session.strip() not in ("", "null"):
             try:
                 session = json.loads(raw_session)
             except json.JSONDecodeError as exc:
-                raise CallError(400, "invalid_session", f"the 'session' part is not valid JSON: {exc}") from None
+                raise ApiError(400, "invalid_session", f"the 'session' part is not valid JSON: {exc}") from None
             if not isinstance(session, dict):
-                raise CallError(400, "invalid_session", "the 'session' part must be a JSON object")
+                raise ApiError(400, "invalid_session", "the 'session' part must be a JSON object")
         return sdp, session
     if ctype in ("application/sdp", "text/plain", ""):
         body = await request.body()
         if len(body) > MAX_SDP_BYTES:
-            raise CallError(400, "invalid_sdp", f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
+            raise ApiError(400, "invalid_sdp", f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
         try:
             return body.decode("utf-8"), None
         except UnicodeDecodeError:
-            raise CallError(400, "invalid_sdp", "the SDP offer is not UTF-8 text") from None
-    raise CallError(415, "unsupported_media_type",
+            raise ApiError(400, "invalid_sdp", "the SDP offer is not UTF-8 text") from None
+    raise ApiError(415, "unsupported_media_type",
                     f"send the offer as application/sdp or multipart/form-data, not {ctype!r}")
 
 
@@ -73,9 +73,9 @@ async def _form_text(value: Any) -> str | None:
     if isinstance(value, UploadFile):
         data = await value.read(MAX_SDP_BYTES + 1)
         if len(data) > MAX_SDP_BYTES:
-            raise CallError(400, "invalid_sdp", f"a multipart part is larger than {MAX_SDP_BYTES} bytes")
+            raise ApiError(400, "invalid_sdp", f"a multipart part is larger than {MAX_SDP_BYTES} bytes")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CallError(400, "invalid_request", "multipart parts must be UTF-8 text") from None
+            raise ApiError(400, "invalid_request", "multipart parts must be UTF-8 text") from None
     return str(value)

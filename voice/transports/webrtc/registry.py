@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from voice.api_errors import ApiError
 from voice.auth import AuthError, Principal
 from voice.server import ServerBusy, VoiceServer
 from voice.session_config import merge
 from voice.transports.webrtc.call import Call
-from voice.transports.webrtc.errors import CallError
 from voice.transports.webrtc.offer import check_offer
 from voice.transports.webrtc.track import OUTPUT_FORMAT
 
@@ -22,6 +22,13 @@ class CallRegistry:
         self.ice_servers = ice_servers
         self.calls: dict[str, Call] = {}
 
+    def get(self, call_id: str) -> Call:
+        """The live call, or a 404."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise ApiError(404, "call_not_found", f"no live call {call_id!r}")
+        return call
+
     def count_for(self, key_id: str) -> int:
         return sum(1 for c in self.calls.values() if c.principal.key_id == key_id)
 
@@ -30,9 +37,9 @@ class CallRegistry:
         check_offer(offer_sdp)
         limit = self.server.settings.max_calls_per_key
         if self.count_for(principal.key_id) >= limit:
-            raise CallError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
+            raise ApiError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
         if patch is not None and patch.get("type", "realtime") != "realtime":
-            raise CallError(400, "invalid_session", "only sessions of type 'realtime' are served here")
+            raise ApiError(400, "invalid_session", "only sessions of type 'realtime' are served here")
         wanted = merge(principal.session or {}, dict(patch or {}))
         wanted = merge(wanted, {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}})
         model = model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
@@ -40,10 +47,10 @@ class CallRegistry:
         try:
             session = await self.server.open_session(principal, model=model, patch=wanted, transport="webrtc")
         except ServerBusy as exc:
-            raise CallError(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
+            raise ApiError(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
         except AuthError as exc:
             status = 400 if exc.code == "invalid_session" else 503
-            raise CallError(status, exc.code, exc.message) from None
+            raise ApiError(status, exc.code, exc.message) from None
         call = Call(self, principal, session)
         self.calls[call.id] = call  # counts against the key's limit from now on
         try:
