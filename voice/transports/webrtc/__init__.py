@@ -20,5 +20,6 @@ hands the same list to the page.
 
 The package, one module per concern: `offer` (reading and checking the SDP offer), `ice` (ICE servers and the
 peer connections' configuration), `track` (the agent's outbound track, caller frames as PCM), `call` (one
-call), `registry` (all calls of an app), `routes` (the HTTP endpoints), `errors` (how a request is refused).
+call), `registry` (all calls of an app) and `routes` (the HTTP endpoints). Refusals are
+`voice.api_errors.ApiError`, the app's one HTTP error type.
 """

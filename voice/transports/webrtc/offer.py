@@ -1,9 +1,14 @@
-"""The caller's SDP offer: read from the request body (raw or multipart) and checked before aiortc sees it."""
+"""The caller's SDP offer: read from the request (raw SDP or multipart) and checked once, at the edge.
+
+`read_offer` is the route's dependency: what it returns is an SDP offer with live audio and, if any, a session
+object of type realtime; nothing behind it checks the request again.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -13,6 +18,22 @@ from voice.api_errors import ApiError
 
 MAX_SDP_BYTES = 128 * 1024
 _SDP_LINE = re.compile(r"^[a-z]=.*$")
+
+
+@dataclass(frozen=True)
+class Offer:
+    sdp: str
+    session: dict[str, Any] | None  # the multipart `session` part: a patch to the caller's defaults
+    model: str | None  # `?model=`
+
+
+async def read_offer(request: Request) -> Offer:
+    """FastAPI dependency: the checked offer of `POST /v1/realtime/calls`, or an ApiError."""
+    sdp, session = await _read_body(request)
+    check_offer(sdp)
+    if session is not None and session.get("type", "realtime") != "realtime":
+        raise ApiError(400, "invalid_session", "only sessions of type 'realtime' are served here")
+    return Offer(sdp, session, request.query_params.get("model"))
 
 
 def check_offer(sdp: str) -> None:
@@ -34,7 +55,7 @@ def check_offer(sdp: str) -> None:
         raise ApiError(400, "no_audio", "the offer has no audio: add the microphone track (an m=audio section)")
 
 
-async def read_offer(request: Request) -> tuple[str, dict[str, Any] | None]:
+async def _read_body(request: Request) -> tuple[str, dict[str, Any] | None]:
     """The offer SDP and the optional session object: raw application/sdp, or multipart with `sdp` + `session`."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":

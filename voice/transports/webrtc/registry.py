@@ -12,7 +12,7 @@ from voice.auth import AuthError, Principal
 from voice.server import ServerBusy, VoiceServer
 from voice.session_config import merge
 from voice.transports.webrtc.call import Call
-from voice.transports.webrtc.offer import check_offer
+from voice.transports.webrtc.offer import Offer
 from voice.transports.webrtc.track import OUTPUT_FORMAT
 
 
@@ -32,17 +32,14 @@ class CallRegistry:
     def count_for(self, key_id: str) -> int:
         return sum(1 for c in self.calls.values() if c.principal.key_id == key_id)
 
-    async def create(self, principal: Principal, offer_sdp: str, patch: dict[str, Any] | None,
-                     model: str | None) -> tuple[Call, str]:
-        check_offer(offer_sdp)
+    async def create(self, principal: Principal, offer: Offer) -> tuple[Call, str]:
+        """A new call and its SDP answer; the offer was checked at the edge (`read_offer`)."""
         limit = self.server.settings.max_calls_per_key
         if self.count_for(principal.key_id) >= limit:
             raise ApiError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
-        if patch is not None and patch.get("type", "realtime") != "realtime":
-            raise ApiError(400, "invalid_session", "only sessions of type 'realtime' are served here")
-        wanted = merge(principal.session or {}, dict(patch or {}))
+        wanted = merge(principal.session or {}, dict(offer.session or {}))
         wanted = merge(wanted, {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}})
-        model = model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
+        model = offer.model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
         wanted.pop("type", None)
         try:
             session = await self.server.open_session(principal, model=model, patch=wanted, transport="webrtc")
@@ -54,7 +51,7 @@ class CallRegistry:
         call = Call(self, principal, session)
         self.calls[call.id] = call  # counts against the key's limit from now on
         try:
-            answer = await call.answer(offer_sdp)
+            answer = await call.answer(offer.sdp)
         except BaseException:
             await call.close("setup_failed")
             raise

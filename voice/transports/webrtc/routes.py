@@ -1,7 +1,8 @@
 """The call endpoints: `POST /v1/realtime/calls`, the call's readout and hang-up, and the page's ICE settings.
 
-Every route needs a caller (`authenticated`, a router dependency); what refuses a request raises ApiError,
-which the app's handler writes (voice/api_errors.py).
+Every route needs a caller (`authenticated`, a router dependency) and a call's offer is checked by its own
+dependency (`read_offer`); what refuses a request raises ApiError, which the app's handler writes
+(voice/api_errors.py).
 """
 
 from typing import Annotated
@@ -13,7 +14,7 @@ from voice.auth import Principal, authenticated
 from voice.config import Settings
 from voice.transports.webrtc.call import EVENTS_CHANNEL
 from voice.transports.webrtc.ice import parse_ice_servers
-from voice.transports.webrtc.offer import read_offer
+from voice.transports.webrtc.offer import Offer, read_offer
 from voice.transports.webrtc.registry import CallRegistry, registry_for
 
 
@@ -29,9 +30,8 @@ def webrtc_routes(settings: Settings | None = None) -> APIRouter:
     Calls = Annotated[CallRegistry, Depends(_registry)]
 
     @api.post("/v1/realtime/calls", status_code=201)
-    async def create_call(request: Request, principal: Caller, calls: Calls) -> Response:
-        sdp, session = await read_offer(request)
-        call, answer = await calls.create(principal, sdp, session, request.query_params.get("model"))
+    async def create_call(principal: Caller, calls: Calls, offer: Annotated[Offer, Depends(read_offer)]) -> Response:
+        call, answer = await calls.create(principal, offer)
         return Response(answer, status_code=201, media_type="application/sdp",
                         headers={"Location": f"/v1/realtime/calls/{call.id}"})
 
