@@ -9,12 +9,14 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from adapters.aio import TaskSet
 from voice.api_errors import ApiError
 from voice.auth import Principal
 from voice.ids import new_id
@@ -51,7 +53,7 @@ class Call:
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
         self._item_response: dict[str, str | None] = {}  # assistant item -> its response, to match truncations
         self._inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()  # writer, reader, connect watch, microphone: all stopped by _close
         self._closing: asyncio.Task | None = None
 
     # -- setup ------------------------------------------------------------------------------
@@ -76,11 +78,8 @@ class Call:
         self._spawn(self._watch_connect(), "connect-watch")
         return pc.localDescription.sdp
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task:
-        task = asyncio.create_task(coro, name=f"{self.id}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task:
+        return self._tasks.create_task(coro, name=f"{self.id}-{name}")
 
     async def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -91,7 +90,7 @@ class Call:
             self.close_soon(f"connection_{state}")
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
+        if track.kind == "audio" and not self.closed:  # a track that arrives as the call ends is not read
             self._spawn(self._pump_microphone(track), "microphone")
 
     def _on_datachannel(self, channel: Any) -> None:
@@ -226,18 +225,13 @@ class Call:
         self.closed = True
         self.registry.calls.pop(self.id, None)
         log.info("call %s: closing (%s)", self.id, reason)
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
         self._inbox.put_nowait(None)
+        await self._tasks.aclose()  # never this task: close_soon starts it outside the set
         try:
             await self.registry.server.close_session(self.session)
         except Exception:
             log.exception("call %s: closing the session failed", self.id)
         self.track.stop()
-        if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
         try:
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT_S)
         except Exception as exc:  # a timeout included: the call is gone either way
