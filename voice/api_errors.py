@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 
 
 class ApiError(Exception):
+    """A refusal with its HTTP status; `headers` travel with it (Retry-After for server_busy)."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
                  type_: str = "invalid_request_error") -> None:
         super().__init__(message)

@@ -36,6 +36,8 @@ CLOSE_TIMEOUT_S = 1.0
 
 
 class Call:
+    """One peer connection carrying one session; it ends (`close_soon`) on hang-up, failure or a silent peer."""
+
     def __init__(self, registry: CallRegistry, principal: Principal, session: RealtimeSession) -> None:
         self.id = "rtc_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
         self.registry = registry

@@ -17,6 +17,8 @@ from voice.transports.webrtc.track import OUTPUT_FORMAT
 
 
 class CallRegistry:
+    """The live calls by id: the per-key limit counts them, shutdown ends them."""
+
     def __init__(self, server: VoiceServer, ice_servers: list[dict[str, Any]]) -> None:
         self.server = server
         self.ice_servers = ice_servers
