@@ -28,13 +28,8 @@ from voice.config import Settings
 from voice.events import InputTranscriptionCompleted
 from voice.echo import CONFIRM_FRAMES, ECHO_FLOOR_DBFS, MARGIN_DB, EchoGate, rms_dbfs
 from voice.serving import running_server
-from voice.transports.webrtc import (
-    FRAME_SAMPLES,
-    AgentAudioTrack,
-    frame_to_mono,
-    parse_ice_servers,
-    rtc_configuration,
-)
+from voice.transports.webrtc.ice import parse_ice_servers, rtc_configuration
+from voice.transports.webrtc.track import FRAME_SAMPLES, AgentAudioTrack, frame_to_mono
 
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
 

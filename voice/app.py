@@ -8,9 +8,9 @@ import ipaddress
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -20,11 +20,13 @@ from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
 from router.api import build_admin_router
 from router.defaults import build_default_router
-from voice.auth import AuthError, bearer
+from voice.api_errors import EXCEPTION_HANDLERS, ApiError
+from voice.auth import AuthError, Principal, authenticated
 from voice.config import Settings
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
-from voice.transports.webrtc import close_calls, webrtc_routes
+from voice.transports.webrtc.registry import close_calls
+from voice.transports.webrtc.routes import webrtc_routes
 from voice.transports.websocket import realtime_websocket
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
             if router is None or owns_start:
                 await model_router.aclose()
 
-    app = FastAPI(title="SomaGent Voice", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="SomaGent Voice", version="0.1.0", lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                   description="Real-time voice conversations over the OpenAI Realtime protocol.")
     app.include_router(build_admin_router(model_router))
 
@@ -96,22 +98,21 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         return Response(body, media_type=CONTENT_TYPE)
 
     @app.post("/v1/realtime/client_secrets")
-    async def client_secrets(request: Request, body: ClientSecretRequest | None = None) -> JSONResponse:
+    async def client_secrets(request: Request, principal: Annotated[Principal, Depends(authenticated)],
+                             body: ClientSecretRequest | None = None) -> JSONResponse:
         server: VoiceServer = request.app.state.server
+        if principal.key_id.startswith("secret:"):
+            raise ApiError(401, "invalid_api_key", "a client secret cannot mint further secrets")
+        body = body or ClientSecretRequest()
         try:
-            principal = server.auth.check(bearer(request.headers))
-            if principal.key_id.startswith("secret:"):
-                raise AuthError("invalid_api_key", "a client secret cannot mint further secrets")
-            body = body or ClientSecretRequest()
             session = server.session_config(body.session)
             ttl = (body.expires_after or ExpiresAfter(seconds=settings.client_secret_ttl_s)).seconds
+        except ValueError as exc:
+            raise ApiError(400, "invalid_session", str(exc)) from None
+        try:
             value, expires_at = server.auth.issue_secret(principal, ttl, body.session)
         except AuthError as exc:
-            return JSONResponse({"error": {"type": "invalid_request_error", "code": exc.code, "message": exc.message}},
-                                status_code=401)
-        except ValueError as exc:
-            return JSONResponse({"error": {"type": "invalid_request_error", "code": "invalid_session",
-                                           "message": str(exc)}}, status_code=400)
+            raise ApiError(401, exc.code, exc.message) from None
         wire = session.wire()
         wire["expires_at"] = expires_at
         return JSONResponse({"value": value, "expires_at": expires_at, "session": wire})
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     async def realtime(ws: WebSocket) -> None:
         await realtime_websocket(ws, ws.app.state.server)
 
-    app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc.py)
+    app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc/)
 
     @app.get("/", include_in_schema=False)
     async def index():

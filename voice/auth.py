@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
+
+from voice.api_errors import ApiError
 from voice.config import Settings
 
 MAX_SECRETS = 10000
@@ -78,3 +81,11 @@ def bearer(headers: Any, subprotocols: list[str] | None = None) -> str | None:
         if proto.startswith("openai-insecure-api-key."):
             return proto.split(".", 1)[1] or None
     return None
+
+
+async def authenticated(request: Request) -> Principal:
+    """FastAPI dependency: who calls an HTTP route, or a 401 ApiError (async, so the check runs on the loop)."""
+    try:
+        return request.app.state.server.auth.check(bearer(request.headers))
+    except AuthError as exc:
+        raise ApiError(401, exc.code, exc.message) from None

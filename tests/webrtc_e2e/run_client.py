@@ -31,7 +31,7 @@ from voice.capacity import CapacityLimits
 from voice.client import load_audio
 from voice.config import Settings
 from voice.serving import running_server
-from voice.transports.webrtc import AgentAudioTrack, frame_to_mono
+from voice.transports.webrtc.track import AgentAudioTrack, frame_to_mono
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEECH = ROOT / "fixtures" / "audio" / "speech"

@@ -1,0 +1,84 @@
+"""All live calls of one app: created from an offer, counted per key, ended at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+
+from voice.api_errors import ApiError
+from voice.auth import AuthError, Principal
+from voice.server import ServerBusy, VoiceServer
+from voice.session_config import merge
+from voice.transports.webrtc.call import Call
+from voice.transports.webrtc.offer import Offer
+from voice.transports.webrtc.track import OUTPUT_FORMAT
+
+
+class CallRegistry:
+    """The live calls by id: the per-key limit counts them, shutdown ends them."""
+
+    def __init__(self, server: VoiceServer, ice_servers: list[dict[str, Any]]) -> None:
+        self.server = server
+        self.ice_servers = ice_servers
+        self.calls: dict[str, Call] = {}
+
+    def get(self, call_id: str) -> Call:
+        """The live call, or a 404."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise ApiError(404, "call_not_found", f"no live call {call_id!r}")
+        return call
+
+    def count_for(self, key_id: str) -> int:
+        return sum(1 for c in self.calls.values() if c.principal.key_id == key_id)
+
+    async def create(self, principal: Principal, offer: Offer) -> tuple[Call, str]:
+        """A new call and its SDP answer; the offer was checked at the edge (`read_offer`)."""
+        limit = self.server.settings.max_calls_per_key
+        if self.count_for(principal.key_id) >= limit:
+            raise ApiError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
+        wanted = merge(principal.session or {}, dict(offer.session or {}))
+        wanted = merge(wanted, {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}})
+        model = offer.model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
+        wanted.pop("type", None)
+        try:
+            session = await self.server.open_session(principal, model=model, patch=wanted, transport="webrtc")
+        except ServerBusy as exc:
+            raise ApiError(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
+        except AuthError as exc:
+            status = 400 if exc.code == "invalid_session" else 503
+            raise ApiError(status, exc.code, exc.message) from None
+        call = Call(principal, session, ice_servers=self.ice_servers, on_closed=self._closed)
+        self.calls[call.id] = call  # counts against the key's limit from now on
+        try:
+            answer = await call.answer(offer.sdp)
+        except BaseException:
+            await call.close("setup_failed")
+            raise
+        return call, answer
+
+    async def _closed(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+        await self.server.close_session(call.session)
+
+    async def aclose(self) -> None:
+        calls = list(self.calls.values())
+        await asyncio.gather(*(c.close("server_shutdown") for c in calls), return_exceptions=True)
+
+
+def registry_for(app: FastAPI, ice_servers: list[dict[str, Any]] | None = None) -> CallRegistry:
+    """The app's calls (`app.state.webrtc_calls`), made on first use."""
+    registry = getattr(app.state, "webrtc_calls", None)
+    if registry is None:
+        registry = CallRegistry(app.state.server, ice_servers or [])
+        app.state.webrtc_calls = registry
+    return registry
+
+
+async def close_calls(app: FastAPI) -> None:
+    """App shutdown: end every call and close its peer connection."""
+    registry = getattr(app.state, "webrtc_calls", None)
+    if registry is not None:
+        await registry.aclose()
