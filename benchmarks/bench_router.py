@@ -38,7 +38,8 @@ from router.router import ModelRouter
 from router.settings import RouterSettings
 from router.sticky import StickyChoice
 from router.store import RouterStore
-from router.telemetry import CallRecord, Outcome, RollupBuckets
+from router.store.aggregates import RollupBuckets
+from router.telemetry import CallRecord, Outcome
 
 SEED = 20250101
 TURNS = 10_000

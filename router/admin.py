@@ -23,7 +23,8 @@ from router.personas import PersonaSLA
 from router.profiles import ModelProfile
 from router.roles import Role
 from router.store import Change
-from router.telemetry import CallRecord, Outcome, RollupBuckets
+from router.store.aggregates import RollupBuckets
+from router.telemetry import CallRecord, Outcome
 
 if TYPE_CHECKING:
     from router.router import ModelRouter

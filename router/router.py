@@ -40,8 +40,10 @@ from router.settings import RouterSettings
 from router.state import RoutingState
 from router.sticky import StickyChoice, StickyMap
 from router.store import RouterStore
-from router.telemetry import CallRecord, Outcome, Rollup, RollupBuckets, TelemetryAggregator
-from router.writer import BatchWriter
+from router.store.aggregates import RollupBuckets
+from router.store.notify import attach_bus
+from router.store.writer import BatchWriter
+from router.telemetry import CallRecord, Outcome, Rollup, TelemetryAggregator
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,7 @@ class ModelRouter:
             for name, key_hash in await asyncio.to_thread(store.admin_keys):
                 self.admin_keys.add(name, key_hash)
             if not self.bus.attached:
-                await self.bus.attach(store)
+                await attach_bus(self.bus, store)
                 self._owns_bus_attachment = True
             self._telemetry_writer = BatchWriter(
                 self._write_telemetry, name="telemetry", interval_s=self.settings.flush_interval_s
