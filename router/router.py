@@ -20,15 +20,21 @@ import numpy as np
 from adapters.asr.base import SpeechRecognizer
 from adapters.errors import AdapterError
 from adapters.llm.base import ChatChunk, ChatMessage, ChatRequest
-from router.admin import RouterAdmin
+from router.admin.auth import AdminKeys, hash_key
+from router.admin.operations import RouterAdmin
 from router.audit import MemoryAuditLog
-from router.auth import AdminKeys, hash_key
 from router.breaker import BreakerBoard, BreakerState
 from router.catalog import Catalog, role_unit
 from router.clock import Clock, system_clock
 from router.context import CallContext
 from router.events import EventBus, LazyPayload, Topic
-from router.failover import AllCandidatesFailed, Attempt, FailoverRunner, StreamInterrupted, StreamPlan
+from router.failover import (
+    AllCandidatesFailed,
+    Attempt,
+    FailoverRunner,
+    StreamInterrupted,
+    StreamPlan,
+)
 from router.metered_asr import MeteredRecognizer
 from router.modes import DeploymentMode, ModePolicy, make_policies
 from router.overrides import OverrideTable

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 import dsp
 from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
-from router.api import build_admin_router
+from router.admin.api import build_admin_router
 from router.defaults import build_default_router
 from voice.auth import AuthError, bearer
 from voice.config import Settings

@@ -43,7 +43,15 @@ from router.store.schema import (
     settings_t,
     sticky_t,
 )
-from router.telemetry import NBINS, NF, SCALAR_NAMES, WINDOWS, CallRecord, Rollup, make_rollup
+from router.telemetry import (
+    NBINS,
+    NF,
+    SCALAR_NAMES,
+    WINDOWS,
+    CallRecord,
+    Rollup,
+    make_rollup,
+)
 
 log = logging.getLogger(__name__)
 

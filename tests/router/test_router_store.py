@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from router_testkit import REQUEST, chat_entry, collect, feed, make_router, with_settings
+from router_testkit import (
+    REQUEST,
+    chat_entry,
+    collect,
+    feed,
+    make_router,
+    with_settings,
+)
 
 from router import CallContext, Role, Topic
 from router.clock import ManualClock

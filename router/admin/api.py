@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.admin import AdminError
+from router.admin.operations import AdminError
 from router.context import CallContext
 from router.modes import DeploymentMode
 from router.overrides import Scope
