@@ -28,6 +28,7 @@ import numpy as np
 
 from router.catalog import Catalog, ModelEntry, Unit
 from router.clock import ManualClock
+from router.compose import compose_router
 from router.context import CallContext
 from router.modes import DeploymentMode, make_policies
 from router.prices import KNOWN_PRICES
@@ -38,7 +39,8 @@ from router.router import ModelRouter
 from router.settings import RouterSettings
 from router.sticky import StickyChoice
 from router.store import RouterStore
-from router.telemetry import CallRecord, Outcome, RollupBuckets
+from router.store.aggregates import RollupBuckets
+from router.telemetry import CallRecord, Outcome
 
 SEED = 20250101
 TURNS = 10_000
@@ -179,7 +181,7 @@ def build_router(clock: ManualClock, auto: bool) -> ModelRouter:
     policies = make_policies(
         profiles, selection_weights=settings.selection_weights, stale_after_s=settings.stale_after_s
     )
-    return ModelRouter(Catalog(entries), policies=policies, settings=settings, clock=clock)
+    return compose_router(Catalog(entries), policies=policies, settings=settings, clock=clock)
 
 
 @dataclass

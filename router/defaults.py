@@ -19,6 +19,7 @@ from adapters.tts.espeak import EspeakSynthesizer
 from router.catalog import LLM_ROLES, Catalog, ModelEntry, Price, Unit
 from router.catalog_file import load_catalog_file
 from router.clock import Clock
+from router.compose import compose_router
 from router.events import EventBus
 from router.modes import DeploymentMode, ModePolicy, make_policies
 from router.prices import known_price
@@ -178,4 +179,4 @@ def build_default_router(
     catalog = default_catalog(llm, whisper)
     extra = load_catalog_file(settings.catalog_path, catalog) if settings.catalog_path else None
     policies = default_policies(catalog, llm, settings, extra, whisper)
-    return ModelRouter(catalog, bus=bus, policies=policies, settings=settings, clock=clock)
+    return compose_router(catalog, bus=bus, policies=policies, settings=settings, clock=clock)

@@ -1,9 +1,10 @@
 """The event bus shared by the router and the service.
 
 Subscribers get their own bounded queue; a slow subscriber loses its oldest events (and is told how
-many) rather than stalling publishers on the audio path. Once attached to a store, the bus persists
-every event (written behind); on PostgreSQL it also relays events between worker processes with
-LISTEN/NOTIFY, delivering other processes' events to local subscribers with `origin` set to theirs.
+many) rather than stalling publishers on the audio path. Once attached to a store (by the store side,
+router.store.notify.attach_bus), the bus persists every event (written behind); on PostgreSQL it also
+relays events between worker processes with LISTEN/NOTIFY, delivering other processes' events to local
+subscribers with `origin` set to theirs. The bus knows only the narrow sink and relay it is handed.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from router.notify import PgEventListener
-    from router.store import RouterStore
-    from router.writer import BatchWriter
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """Where an attached bus hands every event it publishes (the store's write-behind writer)."""
+
+    def put(self, event: Event) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Relay(Protocol):
+    """What brings other processes' events in (PostgreSQL LISTEN); the bus only stops it."""
+
+    async def aclose(self) -> None: ...
 
 
 class Topic:
@@ -109,9 +121,8 @@ class EventBus:
         # Event ids: a random per-bus prefix and a counter, unique across processes and cheaper than uuid4.
         self._id_prefix = f"evt_{uuid.uuid4().hex[:10]}_"
         self._ids = itertools.count(1)
-        self._writer: BatchWriter[Event] | None = None
-        self._listener: PgEventListener | None = None
-        self._store: RouterStore | None = None
+        self._writer: EventSink | None = None
+        self._listener: Relay | None = None
 
     def publish(self, topic: str, payload: Mapping[str, Any]) -> Event:
         event = Event(topic, payload, f"{self._id_prefix}{next(self._ids):x}", self._clock(), self.instance_id)
@@ -141,31 +152,13 @@ class EventBus:
     def attached(self) -> bool:
         return self._writer is not None
 
-    async def attach(self, store: RouterStore, *, listen: bool = True, flush_interval_s: float = 0.2) -> None:
-        """Persist events to `store` from now on; on PostgreSQL relay them between processes.
-
-        The bus owns the writer and listener tasks it starts here; aclose() stops them.
-        """
-        from router.notify import PgEventListener
-        from router.store import NOTIFY_CHANNEL
-        from router.writer import BatchWriter
-
+    def attach(self, writer: EventSink, listener: Relay | None = None) -> None:
+        """Hand every event published from now on to `writer`; the bus owns both from here on and
+        aclose() stops them. The store side builds them (router.store.notify.attach_bus)."""
         if self._writer is not None:
             raise RuntimeError("the event bus is already attached to a store")
-        self._store = store
-        notify = store.is_postgres
-        self._writer = BatchWriter(
-            lambda batch, _final: store.write_events(batch, notify),
-            name="events",
-            interval_s=flush_interval_s,
-            max_batch=1000,
-        )
-        self._writer.start()
-        if store.is_postgres and listen:
-            self._listener = PgEventListener(
-                store.libpq_conninfo(), NOTIFY_CHANNEL, self.instance_id, on_event=self.deliver, fetch=store.get_event
-            )
-            await self._listener.start()
+        self._writer = writer
+        self._listener = listener
 
     async def flush(self) -> None:
         if self._writer is not None:

@@ -10,19 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from router.catalog import LLM_ROLES
+from adapters.llm.base import ChatMessage, ChatRequest
+from router.breaker import BreakerBoard
+from router.catalog import LLM_ROLES, Catalog
+from router.clock import Clock
 from router.failover import Attempt
 from router.roles import Role
-from router.telemetry import Outcome
+from router.state import RoutingState
+from router.telemetry import Outcome, TelemetryAggregator
 
-if TYPE_CHECKING:
-    from adapters.llm.base import ChatRequest
-    from router.router import ModelRouter
+PROBE_REQUEST = ChatRequest(
+    messages=(ChatMessage("user", "Reply with the single word OK."),),
+    temperature=0.0,
+    max_tokens=1,
+    metadata={"purpose": "router-probe"},
+)
 
 
-def due_probes(router: ModelRouter, interval_s: float) -> list[tuple[Role, str]]:
+class Probed(Protocol):
+    """What probing reads: the router's parts, not the router."""
+
+    clock: Clock
+    state: RoutingState
+    catalog: Catalog
+    telemetry: TelemetryAggregator
+    breakers: BreakerBoard
+
+
+def due_probes(router: Probed, interval_s: float) -> list[tuple[Role, str]]:
     """LLM candidates of the current mode whose newest telemetry is older than the interval."""
     now = router.clock()
     due = []
@@ -39,7 +56,7 @@ def due_probes(router: ModelRouter, interval_s: float) -> list[tuple[Role, str]]
     return due
 
 
-async def probe(router: ModelRouter, role: Role, model: str, request: ChatRequest) -> Attempt | None:
+async def probe(router: Probed, role: Role, model: str, request: ChatRequest = PROBE_REQUEST) -> Attempt | None:
     """One probe call; None when the breaker refused it (nothing to record)."""
     attempt = Attempt(model, router.clock(), time.perf_counter())
     breaker = router.breakers.get(model)

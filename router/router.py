@@ -1,8 +1,9 @@
 """The model router: every model call goes through here, tagged with its role.
 
-`ModelRouter` is also the facade the admin API drives: it holds the routing state, the store, the
-event bus, telemetry, breakers and sticky choices. It owns the tasks it starts (write-behind writers,
-scheduled re-scoring, probes, following other processes' changes) and stops them in aclose().
+`ModelRouter` is the call path (select, stream with failover, synthesise, recognise, meter) and the one
+handle the service holds: it is handed its parts by the composition root (router.compose) and exposes
+them (state, store, bus, telemetry, breakers, admin operations) for the admin API and the tests.
+Starting and stopping belong to `RouterLifecycle`; it delegates to it.
 """
 
 from __future__ import annotations
@@ -18,102 +19,86 @@ from typing import Any
 import numpy as np
 
 from adapters.asr.base import SpeechRecognizer
-from adapters.errors import AdapterError
-from adapters.llm.base import ChatChunk, ChatMessage, ChatRequest
-from router.admin import RouterAdmin
-from router.audit import MemoryAuditLog
-from router.auth import AdminKeys, hash_key
-from router.breaker import BreakerBoard, BreakerState
-from router.catalog import Catalog, role_unit
-from router.clock import Clock, system_clock
+from adapters.llm.base import ChatChunk, ChatRequest
+from router.admin.auth import AdminKeys
+from router.admin.operations import RouterAdmin
+from router.breaker import BreakerBoard
+from router.catalog import Catalog
+from router.clock import Clock
 from router.context import CallContext
 from router.events import EventBus, LazyPayload, Topic
+from router.failover import (
+    AllCandidatesFailed,
+    Attempt,
+    FailoverRunner,
+    StreamInterrupted,
+    StreamPlan,
+)
 from router.fallback_asr import FallbackRecognizer
-from router.failover import AllCandidatesFailed, Attempt, FailoverRunner, StreamInterrupted, StreamPlan
+from router.lifecycle import RouterLifecycle
 from router.metered_asr import MeteredRecognizer
-from router.modes import DeploymentMode, ModePolicy, make_policies
+from router.modes import DeploymentMode
 from router.overrides import OverrideTable
 from router.profiles import ProfileSet
+from router.recorder import CallRecorder
 from router.roles import Role
-from router.scoring import RoleScores, candidate_stats, score
+from router.scoreboard import Rescorer, Scoreboard
+from router.scoring import RoleScores
 from router.selection import Selection, Selector
 from router.settings import RouterSettings
 from router.state import RoutingState
 from router.sticky import StickyChoice, StickyMap
 from router.store import RouterStore
-from router.telemetry import CallRecord, Outcome, Rollup, RollupBuckets, TelemetryAggregator
-from router.writer import BatchWriter
+from router.telemetry import CallRecord, Outcome, Rollup, TelemetryAggregator
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AllCandidatesFailed", "ModelRouter", "StreamInterrupted"]
 
-_CONFIG_TOPICS = {Topic.PROFILE_UPDATED, Topic.MODE_CHANGED, Topic.FLAGS_CHANGED}
-PROBE_REQUEST = ChatRequest(
-    messages=(ChatMessage("user", "Reply with the single word OK."),),
-    temperature=0.0,
-    max_tokens=1,
-    metadata={"purpose": "router-probe"},
-)
-
 
 class ModelRouter:
     def __init__(
         self,
-        catalog: Catalog,
-        profiles: ProfileSet | None = None,
-        bus: EventBus | None = None,
         *,
-        policies: dict[DeploymentMode, ModePolicy] | None = None,
-        settings: RouterSettings | None = None,
-        store: RouterStore | None = None,
-        clock: Clock | None = None,
+        settings: RouterSettings,
+        clock: Clock,
+        catalog: Catalog,
+        state: RoutingState,
+        bus: EventBus,
+        telemetry: TelemetryAggregator,
+        breakers: BreakerBoard,
+        sticky: StickyMap,
+        scoreboard: Scoreboard,
+        rescorer: Rescorer,
+        selector: Selector,
+        recorder: CallRecorder,
+        lifecycle: RouterLifecycle,
+        admin: RouterAdmin,
+        admin_keys: AdminKeys,
     ) -> None:
-        self.settings = settings or RouterSettings()
-        self.clock: Clock = clock or system_clock
+        self.settings = settings
+        self.clock = clock
         self.catalog = catalog
-        self.bus = bus or EventBus(clock=self.clock)
-        if policies is None:
-            if profiles is None:
-                raise ValueError("ModelRouter needs profiles or per-mode policies")
-            policies = make_policies(
-                profiles, selection_weights=self.settings.selection_weights, stale_after_s=self.settings.stale_after_s
-            )
-        self.state = RoutingState(policies, self.settings.mode, self.settings.auto_selection)
-        self.telemetry = TelemetryAggregator()
-        self.breakers = BreakerBoard(self.state.policy.breaker, self.clock, self._on_breaker_change)
-        self.sticky = StickyMap(on_put=self._persist_sticky)
-        self._scores: dict[Role, RoleScores] = {}
-        self.selector = Selector(
-            catalog,
-            self.state,
-            self.telemetry,
-            self.breakers,
-            self.sticky,
-            self.clock,
-            self.scores_for,
-            self._scores.get,
-        )
-        self.admin_keys = AdminKeys()
-        if self.settings.admin_key:
-            self.admin_keys.add("bootstrap", hash_key(self.settings.admin_key))
-        self.memory_audit = MemoryAuditLog()
-        self.store = store
-        self._owns_store = False
-        self._owns_bus_attachment = False
-        self._telemetry_writer: BatchWriter[CallRecord] | None = None
-        self._sticky_writer: BatchWriter[StickyChoice] | None = None
-        self._buckets = RollupBuckets()  # touched only by the telemetry writer's flushes
-        self._tasks: list[asyncio.Task[None]] = []
-        self.started = False
+        self.state = state
+        self.bus = bus
+        self.telemetry = telemetry
+        self.breakers = breakers
+        self.sticky = sticky
+        self.selector = selector
+        self.admin = admin
+        self.admin_keys = admin_keys
+        self._scoreboard = scoreboard
+        self._rescorer = rescorer
+        self._recorder = recorder
+        self._lifecycle = lifecycle
+        # The runner's hooks are this call path's own (metering, fallback events, sticky moves).
         self._failover = FailoverRunner(
-            self.breakers,
-            wall_clock=self.clock,
+            breakers,
+            wall_clock=clock,
             record=self._record_attempt,
             on_fallback=self._on_fallback,
             on_moved=self._on_moved,
         )
-        self.admin = RouterAdmin(self)
 
     # -- configuration views --------------------------------------------------------------------
     @property
@@ -129,141 +114,39 @@ class ModelRouter:
     def mode(self) -> DeploymentMode:
         return self.state.mode
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- lifecycle (RouterLifecycle's) ---------------------------------------------------------
+    @property
+    def store(self) -> RouterStore | None:
+        return self._lifecycle.store
+
+    @property
+    def started(self) -> bool:
+        return self._lifecycle.started
+
     async def start(self, *, warm_speech: bool = True) -> None:
         """Open the store (migrating it), load persisted configuration and roll-ups, start the owned
         tasks, and (unless told not to) warm the speech engines so the first turn pays no loading cost."""
-        if self.started:
-            return
-        if self.store is None and self.settings.database_url:
-            self.store = RouterStore(self.settings.database_url, writer_id=self.bus.instance_id)
-            self._owns_store = True
-        store = self.store
-        if store is not None:
-            await asyncio.to_thread(store.migrate)
-            await self.reload_config()
-            await self._rehydrate_telemetry()
-            if self.settings.admin_key:
-                await asyncio.to_thread(
-                    store.ensure_admin_key, "bootstrap", hash_key(self.settings.admin_key), self.clock()
-                )
-            for name, key_hash in await asyncio.to_thread(store.admin_keys):
-                self.admin_keys.add(name, key_hash)
-            if not self.bus.attached:
-                await self.bus.attach(store)
-                self._owns_bus_attachment = True
-            self._telemetry_writer = BatchWriter(
-                self._write_telemetry, name="telemetry", interval_s=self.settings.flush_interval_s
-            )
-            self._sticky_writer = BatchWriter(
-                lambda batch, _final: store.put_sticky(batch), name="sticky", interval_s=self.settings.flush_interval_s
-            )
-            self._telemetry_writer.start()
-            self._sticky_writer.start()
-            self._spawn(self._follow_remote_changes(), "router-follow")
-            self._spawn(self._purge_loop(), "router-purge")
-        self.started = True
-        self._spawn(self._rescore_loop(), "router-rescore")
-        if self.settings.probe_interval_s:
-            self._spawn(self._probe_loop(), "router-probe")
-        for role in (Role.SPEECH_RECOGNITION, Role.SPEECH_SYNTHESIS) if warm_speech else ():
-            if role not in self.state.policy.profiles.profiles:
-                continue
-            for name in self.state.profile(role).candidates:
-                try:
-                    await self.catalog.adapter(name).start()
-                except AdapterError as exc:
-                    log.warning("model %s unavailable at start: %s", name, exc)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))
+        await self._lifecycle.start(warm_speech=warm_speech)
 
     async def flush(self) -> None:
         """Write everything pending (telemetry, sticky choices, events) now."""
-        for writer in (self._telemetry_writer, self._sticky_writer):
-            if writer is not None:
-                await writer.flush()
-        await self.bus.flush()
+        await self._lifecycle.flush()
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("router task %s failed", task.get_name())
-        self._tasks.clear()
-        for writer in (self._telemetry_writer, self._sticky_writer):
-            if writer is not None:
-                await writer.aclose()
-        self._telemetry_writer = self._sticky_writer = None
-        if self._owns_bus_attachment:
-            await self.bus.aclose()
-            self._owns_bus_attachment = False
-        if self._owns_store and self.store is not None:
-            self.store.dispose()
-            self.store = None
-            self._owns_store = False
-        self.started = False
-        for adapter in self.catalog.built():
-            try:
-                await adapter.aclose()
-            except Exception:  # closing must reach every adapter
-                log.exception("closing adapter %r failed", adapter)
+        await self._lifecycle.aclose()
 
-    # -- persisted state ------------------------------------------------------------------------
     async def reload_config(self) -> None:
         """Adopt the stored configuration (at start, and when another process changed it)."""
-        if self.store is None:
-            return
-        cfg = await asyncio.to_thread(self.store.load_config)
-        state = self.state
-        mode = cfg.settings.get("mode")
-        if mode is not None:
-            state.mode = DeploymentMode(mode)
-        auto = cfg.settings.get("auto_selection")
-        if auto is not None:
-            state.auto_selection = bool(auto)
-        modes = {m.value for m in DeploymentMode}
-        state.custom_profiles = {DeploymentMode(m): p for m, p in cfg.profiles.items() if m in modes}
-        state.overrides = OverrideTable(cfg.overrides)
-        state.personas = dict(cfg.personas)
-        state.version = int(cfg.settings.get("config_version") or 0)
-        self.breakers.reconfigure(state.policy.breaker)
-        self._scores.clear()
-        self.rescore(publish=False)
-
-    async def _rehydrate_telemetry(self) -> None:
-        assert self.store is not None
-        for ring, role, model, start, _unit, scalars, lat, ttft, last_ts in await asyncio.to_thread(
-            self.store.rehydration_buckets, self.clock()
-        ):
-            try:
-                r = Role(role)
-            except ValueError:
-                continue
-            self.telemetry.add_bucket(r, model, role_unit(r), start, scalars, lat, ttft, last_ts, ring=ring)
-
-    def _write_telemetry(self, batch: list[CallRecord], final: bool) -> None:
-        assert self.store is not None
-        for rec in batch:
-            self._buckets.add(rec)
-        self.store.write_telemetry(batch, self._buckets.take(self.clock(), everything=final))
-
-    def _persist_sticky(self, choice: StickyChoice) -> None:
-        if self._sticky_writer is not None:
-            self._sticky_writer.put(choice)
+        await self._lifecycle.reload_config()
 
     async def _load_sticky(self, ctx: CallContext) -> None:
         """A conversation this process has not seen may have been served elsewhere (or before a restart)."""
         conv = ctx.conversation_id
-        if not conv or self.store is None or not self.started or self.sticky.known(conv):
+        store = self._lifecycle.open_store()
+        if not conv or store is None or self.sticky.known(conv):
             return
         try:
-            choices = await asyncio.to_thread(self.store.get_sticky, conv)
+            choices = await asyncio.to_thread(store.get_sticky, conv)
         except Exception:
             log.exception("loading conversation %s's models failed; selecting afresh", conv)
             choices = []
@@ -271,11 +154,7 @@ class ModelRouter:
 
     # -- telemetry, scores, selection -----------------------------------------------------------
     def record(self, rec: CallRecord, *, persist: bool = True, publish: bool = True) -> None:
-        self.telemetry.record(rec)
-        if persist and self._telemetry_writer is not None:
-            self._telemetry_writer.put(rec)
-        if publish:
-            self.bus.publish(Topic.SLM_METRICS, LazyPayload(rec.to_dict))
+        self._recorder.record(rec, persist=persist, publish=publish)
 
     def rollups(self, role: Role, window: str) -> list[Rollup]:
         now = self.clock()
@@ -283,30 +162,11 @@ class ModelRouter:
         return [self.telemetry.rollup(role, m, window, now) for m in sorted(models)]
 
     def scores_for(self, role: Role) -> RoleScores:
-        scores = self._scores.get(role)
-        return scores if scores is not None else self._compute_scores(role)
-
-    def _compute_scores(self, role: Role) -> RoleScores:
-        now = self.clock()
-        policy = self.state.policy
-        entries = [e for e in self.catalog.for_role(role) if not e.last_resort]
-        stats = [candidate_stats(role, e, self.telemetry, now, policy.min_samples) for e in entries]
-        breakdowns = score(stats, policy.score_weights, policy.selection_weights)
-        result = RoleScores(role, now, policy.score_weights, policy.selection_weights, {b.model: b for b in breakdowns})
-        self._scores[role] = result
-        return result
+        return self._scoreboard.get(role)
 
     def rescore(self, role: Role | None = None, *, publish: bool = True) -> list[RoleScores]:
         """Recompute scores (all roles of the mode, or one) and publish `model.profile.scored` per role."""
-        roles = [role] if role is not None else self.state.policy.profiles.roles()
-        out = []
-        for r in roles:
-            result = self._compute_scores(r)
-            self.selector.warm(r)
-            out.append(result)
-            if publish:
-                self.bus.publish(Topic.PROFILE_SCORED, {**result.to_dict(), "mode": self.state.mode.value})
-        return out
+        return self._rescorer.rescore(role, publish=publish)
 
     def select(self, role: Role, ctx: CallContext, *, dry_run: bool = False) -> Selection:
         """Decide the model (and failover order) for a call; publishes `router.selection` unless dry_run."""
@@ -442,30 +302,7 @@ class ModelRouter:
 
     # -- failover hooks -------------------------------------------------------------------------
     def _record_attempt(self, role: Role, ctx: CallContext, attempt: Attempt, source: str = "live") -> None:
-        entry = self.catalog.get(attempt.model)
-        cost = None
-        if entry is not None and entry.price is not None:
-            cost = entry.price.cost(attempt.units_in, attempt.units_out)
-        self.record(
-            CallRecord(
-                ts=attempt.started_wall,
-                role=role,
-                model=attempt.model,
-                outcome=attempt.outcome,
-                latency_ms=attempt.latency_ms,
-                ttft_ms=attempt.ttft_ms,
-                units_in=attempt.units_in,
-                units_out=attempt.units_out,
-                unit=role_unit(role),
-                cost=cost,
-                tenant=ctx.tenant,
-                persona=ctx.persona,
-                conversation_id=ctx.conversation_id,
-                units_estimated=attempt.units_estimated,
-                source=source,
-                error=attempt.error,
-            )
-        )
+        self._recorder.record_attempt(role, ctx, attempt, source)
 
     def _on_fallback(self, plan: StreamPlan[Any], failed: str, reason: str, next_model: str | None) -> None:
         sel = plan.selection
@@ -501,59 +338,3 @@ class ModelRouter:
                     plan.ctx.persona,
                 )
             )
-
-    def _on_breaker_change(self, model: str, before: BreakerState, after: BreakerState, reason: str) -> None:
-        self.bus.publish(
-            Topic.HEALTH_CHANGED, {"model": model, "before": before.value, "after": after.value, "reason": reason}
-        )
-
-    # -- owned background tasks -----------------------------------------------------------------
-    async def _rescore_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.rescore_interval_s)
-            try:
-                self.rescore()
-            except Exception:
-                log.exception("scheduled re-scoring failed")
-
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(3600.0)
-            if self.store is not None:
-                try:
-                    await asyncio.to_thread(self.store.purge_events, self.clock() - self.settings.event_retention_s)
-                    await asyncio.to_thread(self.store.purge_buckets, self.clock() - 2 * 86400.0)
-                except Exception:
-                    log.exception("purging old events and roll-up buckets failed")
-
-    async def _follow_remote_changes(self) -> None:
-        """Other processes' admin changes reload the configuration; their call records feed our roll-ups."""
-        sub = self.bus.subscribe(_CONFIG_TOPICS | {Topic.SLM_METRICS}, maxsize=10_000)
-        try:
-            while True:
-                event = await sub.get()
-                if event.origin == self.bus.instance_id:
-                    continue
-                if event.topic == Topic.SLM_METRICS:
-                    try:
-                        self.telemetry.record(replace(CallRecord.from_dict(event.payload), source="remote"))
-                    except (KeyError, ValueError, TypeError):
-                        log.warning("ignoring a malformed remote call record")
-                    continue
-                try:
-                    await self.reload_config()
-                except Exception:
-                    log.exception("reloading the configuration after %s failed", event.topic)
-        finally:
-            sub.close()
-
-    async def _probe_loop(self) -> None:
-        from router.prober import due_probes, probe
-
-        interval = float(self.settings.probe_interval_s or 0)
-        while True:
-            await asyncio.sleep(max(1.0, interval / 4))
-            for role, model in due_probes(self, interval):
-                attempt = await probe(self, role, model, PROBE_REQUEST)
-                if attempt is not None:
-                    self._record_attempt(role, CallContext(tenant="router-probe"), attempt, source="probe")

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.modes import DeploymentMode, SelectionWeights
-from router.store import DEFAULT_DATABASE_URL
 
+DEFAULT_DATABASE_URL = "sqlite:///./data/somagent.db"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

@@ -7,6 +7,7 @@ from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
 from adapters.tts.espeak import EspeakConfig, EspeakSynthesizer
 from router import CallContext
 from router.catalog import Catalog, ModelEntry
+from router.compose import compose_router
 from router.profiles import ModelProfile, ProfileSet
 from router.roles import Role
 from router.router import ModelRouter
@@ -24,7 +25,7 @@ def _router(dialogue: list[tuple[str, object]], tts_binary: str = "espeak-ng") -
     profiles = ProfileSet({Role.DIALOGUE: ModelProfile(Role.DIALOGUE, names[0], tuple(names[1:])),
                            Role.SPEECH_RECOGNITION: ModelProfile(Role.SPEECH_RECOGNITION, "pocketsphinx-en-us"),
                            Role.SPEECH_SYNTHESIS: ModelProfile(Role.SPEECH_SYNTHESIS, "tts")})
-    return ModelRouter(Catalog(entries), profiles)
+    return compose_router(Catalog(entries), profiles)
 
 
 async def _ask(url: str, text: str) -> list[dict]:

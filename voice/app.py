@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 import dsp
 from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
-from router.api import build_admin_router
+from router.admin.api import build_admin_router
 from router.defaults import build_default_router
 from voice.api_errors import EXCEPTION_HANDLERS, ApiError
 from voice.auth import AuthError, Principal, authenticated

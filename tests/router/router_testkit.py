@@ -14,6 +14,7 @@ from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
 from adapters.tts.base import SpeechSynthesizer
 from router.catalog import Catalog, ModelEntry, Price, Unit
 from router.clock import Clock
+from router.compose import compose_router
 from router.context import CallContext
 from router.events import EventBus, Subscription
 from router.modes import DeploymentMode, make_policies
@@ -131,7 +132,7 @@ def make_router(
     policies = make_policies(
         ProfileSet(profiles), selection_weights=settings.selection_weights, stale_after_s=settings.stale_after_s
     )
-    return ModelRouter(Catalog(entries), bus=bus, policies=policies, settings=settings, clock=clock)
+    return compose_router(Catalog(entries), bus=bus, policies=policies, settings=settings, clock=clock)
 
 
 def feed(

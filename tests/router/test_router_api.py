@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from router_testkit import chat_entry, drain, make_router, with_settings
 
 from router import Role, Topic
-from router.api import build_admin_router
+from router.admin.api import build_admin_router
 from router.clock import ManualClock
 from router.router import ModelRouter
 

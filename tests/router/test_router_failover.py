@@ -248,8 +248,7 @@ async def test_caller_going_away_is_not_a_failure(fake_chat: FakeChatServer, clo
 async def test_probe_calls_record_telemetry_and_serve_as_half_open_trials(
     fake_chat: FakeChatServer, clock: ManualClock
 ) -> None:
-    from router.prober import due_probes, probe
-    from router.router import PROBE_REQUEST
+    from router.prober import PROBE_REQUEST, due_probes, probe
 
     router = _router(fake_chat, clock)
     assert due_probes(router, 60.0) == [(Role.DIALOGUE, "primary"), (Role.DIALOGUE, "backup")]

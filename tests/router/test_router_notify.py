@@ -9,6 +9,7 @@ from router_testkit import chat_entry, make_router, with_settings
 from router import CallContext, EventBus, Role, Topic
 from router.clock import ManualClock
 from router.store import RouterStore
+from router.store.notify import attach_bus
 from router.telemetry import CallRecord, Outcome
 
 WAIT_S = 10.0  # generous bound on delivery; not a speed assertion
@@ -26,8 +27,8 @@ async def test_events_cross_between_two_buses(pg_url: str) -> None:
     store_a, store_b = RouterStore(pg_url), RouterStore(pg_url)
     store_a.migrate()
     bus_a, bus_b = EventBus(instance_id="worker-a"), EventBus(instance_id="worker-b")
-    await bus_a.attach(store_a, flush_interval_s=0.02)
-    await bus_b.attach(store_b, flush_interval_s=0.02)
+    await attach_bus(bus_a, store_a, flush_interval_s=0.02)
+    await attach_bus(bus_b, store_b, flush_interval_s=0.02)
     sub_a, sub_b = bus_a.subscribe({Topic.CONVERSATION}), bus_b.subscribe({Topic.CONVERSATION})
     try:
         sent = bus_a.publish(Topic.CONVERSATION, {"conversation_id": "c1", "n": 1})

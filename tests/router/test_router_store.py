@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from router_testkit import REQUEST, chat_entry, collect, feed, make_router, with_settings
+from router_testkit import (
+    REQUEST,
+    chat_entry,
+    collect,
+    feed,
+    make_router,
+    with_settings,
+)
 
 from router import CallContext, Role, Topic
 from router.clock import ManualClock
 from router.modes import DeploymentMode
 from router.profiles import ModelProfile
-from router.store import VERSION_TABLE, RouterStore, audit_t, overrides_t, profiles_t
+from router.store import RouterStore
+from router.store.schema import VERSION_TABLE, audit_t, overrides_t, profiles_t
 
 
 def _router(url: str, clock: ManualClock, **kw):
@@ -190,7 +198,8 @@ async def test_admin_key_is_stored_hashed(db_url: str, clock: ManualClock) -> No
 async def test_store_rollups_match_memory_across_hour_and_minute_buckets(db_url: str, clock: ManualClock) -> None:
     import random
 
-    from router.telemetry import CallRecord, Outcome, RollupBuckets, TelemetryAggregator
+    from router.store.aggregates import RollupBuckets
+    from router.telemetry import CallRecord, Outcome, TelemetryAggregator
 
     rng = random.Random(7)
     memory, buckets = TelemetryAggregator(), RollupBuckets()

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from router.catalog import Unit
 from router.roles import Role
-from router.telemetry import BucketAccumulator, CallRecord, Outcome, TelemetryAggregator
+from router.store.aggregates import BucketAccumulator
+from router.telemetry import CallRecord, Outcome, TelemetryAggregator
 
 NOW = 1_750_000_000.0
 

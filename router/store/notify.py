@@ -2,7 +2,8 @@
 
 Notifications carry the event itself, or only its id when it is too big for NOTIFY (then the row,
 committed before the notification is delivered, is read back). A lost connection is re-opened with
-back-off; events published meanwhile are in the events table, not replayed.
+back-off; events published meanwhile are in the events table, not replayed. `attach_bus` is how the
+router's composition root connects an event bus to the store: the bus never imports the store.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from collections.abc import Callable
 
 import psycopg
 
-from router.events import Event
+from adapters.aio import cancel_and_wait
+from router.events import Event, EventBus
+from router.store.database import RouterStore
+from router.store.schema import NOTIFY_CHANNEL
+from router.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +91,28 @@ class PgEventListener:
 
     async def aclose(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+
+async def attach_bus(bus: EventBus, store: RouterStore, *, listen: bool = True, flush_interval_s: float = 0.2) -> None:
+    """Persist the bus's events to `store` from now on (written behind); on PostgreSQL also relay them
+    between processes. The bus owns the writer and listener from here on: its aclose() stops them."""
+    if bus.attached:
+        raise RuntimeError("the event bus is already attached to a store")
+    notify = store.is_postgres
+    writer: BatchWriter[Event] = BatchWriter(
+        lambda batch, _final: store.write_events(batch, notify), name="events", interval_s=flush_interval_s, max_batch=1000
+    )
+    listener = None
+    if store.is_postgres and listen:
+        listener = PgEventListener(
+            store.libpq_conninfo(), NOTIFY_CHANNEL, bus.instance_id, on_event=bus.deliver, fetch=store.get_event
+        )
+    bus.attach(writer, listener)
+    writer.start()
+    if listener is not None:
+        await listener.start()

@@ -6,11 +6,11 @@ own, so the router's migrations never collide with another component's in a shar
 
 from alembic import context
 
-from router.store import VERSION_TABLE, metadata
+from router.store.schema import VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run the router's migrations through router.store.RouterStore.migrate()")
+    raise RuntimeError("run the router's migrations through router.store.database.RouterStore.migrate()")
 
 context.configure(
     connection=connection,

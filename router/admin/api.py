@@ -2,23 +2,34 @@
 
 Every route needs an admin key (`Authorization: Bearer <key>` or `X-Admin-Key`), in every mode;
 `X-Actor` may name the person behind the key for the audit trail. Invalid input is answered 4xx with
-a reason and changes nothing.
+a reason and changes nothing: the bodies below validate shape and range once, here at the edge; routes
+raise `AdminError` and one handler (`_AdminRoute`) writes the error JSON.
 """
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.admin import AdminError
+from router.admin.auth import AdminKeys
+from router.admin.operations import AdminError, RouterAdmin
+from router.breaker import BreakerBoard
+from router.catalog import Catalog
+from router.clock import Clock
 from router.context import CallContext
 from router.modes import DeploymentMode
 from router.overrides import Scope
 from router.roles import Role
-from router.router import ModelRouter
-from router.telemetry import WINDOWS, Outcome
+from router.scoring import RoleScores
+from router.selection import Selection
+from router.state import RoutingState
+from router.store import RouterStore
+from router.telemetry import WINDOWS, Outcome, Rollup
 
 Window = Literal["5m", "1h", "24h"]
 
@@ -94,6 +105,44 @@ class ScoreBody(BaseModel):
     role: Role | None = None
 
 
+class AdminService(Protocol):
+    """What the admin API reads and drives (the router's handle satisfies it); the API never imports it."""
+
+    state: RoutingState
+    catalog: Catalog
+    breakers: BreakerBoard
+    admin: RouterAdmin
+    admin_keys: AdminKeys
+    clock: Clock
+
+    @property
+    def store(self) -> RouterStore | None: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    def rollups(self, role: Role, window: str) -> list[Rollup]: ...
+
+    def rescore(self, role: Role | None = None) -> list[RoleScores]: ...
+
+    def explain(self, role: Role, ctx: CallContext) -> Selection: ...
+
+
+class _AdminRoute(APIRoute):
+    """Routes raise AdminError; this one handler writes its JSON (`{"detail": ...}`, like HTTPException)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AdminError as exc:
+                return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+        return handle
+
+
 def _parse_since(since: str | None) -> float:
     if since is None or since == "":
         return 0.0
@@ -104,12 +153,12 @@ def _parse_since(since: str | None) -> float:
     try:
         parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
-        raise HTTPException(422, "since: an ISO-8601 time or epoch seconds") from None
+        raise AdminError(422, "since: an ISO-8601 time or epoch seconds") from None
     return parsed.timestamp()
 
 
-def build_admin_router(service: ModelRouter) -> APIRouter:
-    """The admin routes over one router facade (`ModelRouter`)."""
+def build_admin_router(service: AdminService) -> APIRouter:
+    """The admin routes over the router's handle (`ModelRouter`, composed by router.compose)."""
 
     async def admin_actor(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -121,18 +170,15 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not service.admin_keys.configured:
-            raise HTTPException(403, "no admin key is configured on this server; set SOMAGENT_ADMIN_KEY")
+            raise AdminError(403, "no admin key is configured on this server; set SOMAGENT_ADMIN_KEY")
         name = service.admin_keys.verify(key)
         if name is None:
-            raise HTTPException(403, "invalid admin key")
+            raise AdminError(403, "invalid admin key")
         person = request.headers.get("x-actor", "").strip()[:100]
         return f"{name}:{person}" if person else name
 
     Actor = Annotated[str, Depends(admin_actor)]
-    api = APIRouter(tags=["router-admin"])
-
-    def fail(exc: AdminError) -> HTTPException:
-        return HTTPException(exc.status, exc.message)
+    api = APIRouter(tags=["router-admin"], route_class=_AdminRoute)
 
     def profile_view(role: Role, mode: DeploymentMode) -> dict[str, Any]:
         state = service.state
@@ -168,10 +214,7 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
     @api.put("/v1/router/profiles")
     async def put_profiles(body: ProfilesBody, actor: Actor, mode: DeploymentMode | None = None) -> dict[str, Any]:
         """Several roles at once, all or nothing."""
-        try:
-            await service.admin.put_profiles({r.value: p.model_dump() for r, p in body.profiles.items()}, actor, mode)
-        except AdminError as exc:
-            raise fail(exc) from None
+        await service.admin.put_profiles({r.value: p.model_dump() for r, p in body.profiles.items()}, actor, mode)
         m = mode_of(mode)
         return {"mode": m.value, "profiles": {r.value: profile_view(r, m) for r in body.profiles}}
 
@@ -179,25 +222,19 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
     async def get_profile(role: Role, _: Actor, mode: DeploymentMode | None = None) -> dict[str, Any]:
         m = mode_of(mode)
         if role not in service.state.policies[m].profiles.profiles:
-            raise HTTPException(404, f"mode {m.value!r} has no profile for role {role.value!r}")
+            raise AdminError(404, f"mode {m.value!r} has no profile for role {role.value!r}")
         return profile_view(role, m)
 
     @api.put("/v1/router/profiles/{role}")
     async def put_profile(
         role: Role, body: ProfileBody, actor: Actor, mode: DeploymentMode | None = None
     ) -> dict[str, Any]:
-        try:
-            await service.admin.put_profile(role, body.model_dump(), actor, mode)
-        except AdminError as exc:
-            raise fail(exc) from None
+        await service.admin.put_profile(role, body.model_dump(), actor, mode)
         return profile_view(role, mode_of(mode))
 
     @api.delete("/v1/router/profiles/{role}")
     async def reset_profile(role: Role, actor: Actor, mode: DeploymentMode | None = None) -> dict[str, Any]:
-        try:
-            await service.admin.reset_profile(role, actor, mode)
-        except AdminError as exc:
-            raise fail(exc) from None
+        await service.admin.reset_profile(role, actor, mode)
         return profile_view(role, mode_of(mode))
 
     # -- overrides ------------------------------------------------------------------------------
@@ -216,22 +253,16 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
 
     @api.put("/v1/router/overrides")
     async def put_override(body: OverrideBody, actor: Actor) -> dict[str, Any]:
-        try:
-            ov = await service.admin.put_override(
-                body.scope.value, body.subject, body.role, body.model, actor, locked=body.locked, reason=body.reason
-            )
-        except AdminError as exc:
-            raise fail(exc) from None
+        ov = await service.admin.put_override(
+            body.scope.value, body.subject, body.role, body.model, actor, locked=body.locked, reason=body.reason
+        )
         return ov.to_dict()
 
     @api.delete("/v1/router/overrides")
     async def delete_override(
         actor: Actor, scope: Scope, subject: Annotated[str, Query(min_length=1)], role: Role
     ) -> dict[str, Any]:
-        try:
-            before = await service.admin.delete_override(scope.value, subject, role, actor)
-        except AdminError as exc:
-            raise fail(exc) from None
+        before = await service.admin.delete_override(scope.value, subject, role, actor)
         return {"deleted": before.to_dict()}
 
     # -- personas -------------------------------------------------------------------------------
@@ -243,23 +274,17 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
     async def get_persona(persona: str, _: Actor) -> dict[str, Any]:
         sla = service.state.personas.get(persona)
         if sla is None:
-            raise HTTPException(404, f"persona {persona!r} has no SLA")
+            raise AdminError(404, f"persona {persona!r} has no SLA")
         return {"persona": persona, **sla.to_dict()}
 
     @api.put("/v1/router/personas/{persona}")
     async def put_persona(persona: str, body: PersonaBody, actor: Actor) -> dict[str, Any]:
-        try:
-            sla = await service.admin.put_persona(persona, body.model_dump(), actor)
-        except AdminError as exc:
-            raise fail(exc) from None
+        sla = await service.admin.put_persona(persona, body.model_dump(), actor)
         return {"persona": persona, **sla.to_dict()}
 
     @api.delete("/v1/router/personas/{persona}")
     async def delete_persona(persona: str, actor: Actor) -> dict[str, Any]:
-        try:
-            before = await service.admin.delete_persona(persona, actor)
-        except AdminError as exc:
-            raise fail(exc) from None
+        before = await service.admin.delete_persona(persona, actor)
         return {"deleted": {"persona": persona, **before.to_dict()}}
 
     # -- mode and flags -------------------------------------------------------------------------
@@ -269,10 +294,7 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
 
     @api.put("/v1/router/mode")
     async def put_mode(body: ModeBody, actor: Actor) -> dict[str, Any]:
-        try:
-            mode = await service.admin.set_mode(body.mode.value, actor)
-        except AdminError as exc:
-            raise fail(exc) from None
+        mode = await service.admin.set_mode(body.mode.value, actor)
         return {"mode": mode.value}
 
     @api.get("/v1/router/flags/auto-selection")
@@ -287,10 +309,7 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
     @api.post("/v1/router/telemetry", status_code=202)
     async def ingest(body: TelemetryBody, actor: Actor) -> dict[str, Any]:
         items = [r.model_dump(exclude_none=True) for r in body.records]
-        try:
-            n = await service.admin.ingest_telemetry(items, actor)
-        except AdminError as exc:
-            raise fail(exc) from None
+        n = await service.admin.ingest_telemetry(items, actor)
         return {"accepted": n}
 
     @api.get("/v1/router/rollups")
@@ -302,7 +321,7 @@ def build_admin_router(service: ModelRouter) -> APIRouter:
         now = service.clock()
         if source == "store":
             if service.store is None or not service.started:
-                raise HTTPException(409, "the router runs without a store")
+                raise AdminError(409, "the router runs without a store")
             found = await asyncio.to_thread(service.store.rollups, window, now, role)
         else:
             roles = [role] if role is not None else service.state.policy.profiles.roles()
