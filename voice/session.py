@@ -23,7 +23,9 @@ from pydantic import ValidationError
 from adapters.aio import TaskSet
 from router import CallContext, ModelRouter
 from dsp import PolyphaseResampler
+from voice import client_events as ce
 from voice import events as ev
+from voice.client_events import ClientError
 from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
 from voice.conversation import Conversation, Item
 from voice.events import ServerEvent
@@ -37,16 +39,10 @@ MAX_INPUT_QUEUE = 3000  # 60 s of 20 ms appends: a client far ahead of real time
 CLOSE = object()
 
 
-class ClientError(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None, type_: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.code, self.message, self.param, self.type = code, message, param, type_
-
-
 class RealtimeSession:
     def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
                  max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic,
-                 observer: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 observer: Callable[[ServerEvent], None] | None = None) -> None:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
@@ -55,7 +51,7 @@ class RealtimeSession:
         self.max_event_bytes = max_event_bytes
         self._clock = clock
         self._observer = observer  # sees every server event (server metrics), before the somagent.* filter
-        self.outbox: asyncio.Queue[dict[str, Any] | object] = asyncio.Queue()
+        self.outbox: asyncio.Queue[ServerEvent | object] = asyncio.Queue()
         self.conversation = Conversation()
         self.turns = TurnController(emit=self.emit, router=router, ctx=self.ctx, conversation=self.conversation,
                                     config=lambda: self.config, clock=clock)
@@ -66,6 +62,9 @@ class RealtimeSession:
         self.closed = False
         self.errors_sent = 0
         self._handlers = self._handler_table()
+        self._pinned: dict[str, Any] = {}  # set by the transport; no session.update changes it
+        # the transport's own playback queue (WebRTC's track): output_audio_buffer.clear empties it first
+        self.flush_playback: Callable[[], Any] | None = None
 
     # -- outbound -----------------------------------------------------------------------------
     @property
@@ -106,6 +105,11 @@ class RealtimeSession:
         self.closed = True
         self.outbox.put_nowait(CLOSE)
 
+    def pin_config(self, patch: dict[str, Any]) -> None:
+        """Settings the transport fixes (WebRTC: the output format its track carries), applied over every
+        `session.update`, so a client that asks for another gets the pinned one in `session.updated`."""
+        self._pinned = patch
+
     # -- inbound ------------------------------------------------------------------------------
     async def handle_text(self, raw: str | bytes) -> None:
         """One client message off the wire: never raises for bad input, answers with `error` instead."""
@@ -120,47 +124,41 @@ class RealtimeSession:
         await self.handle(event)
 
     async def handle(self, event: Any) -> None:
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self.error("invalid_event", "an event must be a JSON object with a string 'type'", param="type")
-            return
-        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        handler = self._handlers.get(event["type"])
-        if handler is None:
-            self.error("unknown_event_type", f"unsupported event type {event['type']!r}", param="type", event_id=event_id)
-            return
+        """One decoded client event: validated once here (`client_events.parse`), then handled typed."""
+        event_id = ce.event_id_of(event)
         try:
-            await handler(event)
+            parsed = ce.parse(event)
+            await self._handlers[type(parsed)](parsed)
         except ClientError as exc:
             self.error(exc.code, exc.message, param=exc.param, event_id=event_id, type_=exc.type)
         except Exception as exc:  # a server bug answers this event; the session goes on
-            log.exception("handling %s failed", event["type"])
-            self.error("server_error", f"internal error handling {event['type']}: {exc}", event_id=event_id,
+            kind = event.get("type") if isinstance(event, dict) else None
+            log.exception("handling %s failed", kind)
+            self.error("server_error", f"internal error handling {kind}: {exc}", event_id=event_id,
                        type_="server_error")
 
-    def _handler_table(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    def _handler_table(self) -> dict[type, Callable[[Any], Any]]:
         return {
-            "session.update": self._session_update,
-            "input_audio_buffer.append": self._append,
-            "input_audio_buffer.commit": self._commit,
-            "input_audio_buffer.clear": self._clear,
-            "conversation.item.create": self._item_create,
-            "conversation.item.delete": self._item_delete,
-            "conversation.item.retrieve": self._item_retrieve,
-            "conversation.item.truncate": self._item_truncate,
-            "response.create": self._response_create,
-            "response.cancel": self._response_cancel,
-            "output_audio_buffer.clear": self._output_clear,
+            ce.SessionUpdate: self._session_update,
+            ce.InputAudioBufferAppend: self._append,
+            ce.InputAudioBufferCommit: self._commit,
+            ce.InputAudioBufferClear: self._clear,
+            ce.ConversationItemCreate: self._item_create,
+            ce.ConversationItemDelete: self._item_delete,
+            ce.ConversationItemRetrieve: self._item_retrieve,
+            ce.ConversationItemTruncate: self._item_truncate,
+            ce.ResponseCreate: self._response_create,
+            ce.ResponseCancel: self._response_cancel,
+            ce.OutputAudioBufferClear: self._output_clear,
         }
 
-    async def _session_update(self, event: dict[str, Any]) -> None:
-        patch = event.get("session")
-        if not isinstance(patch, dict):
-            raise ClientError("invalid_value", "session.update needs a 'session' object", "session")
+    async def _session_update(self, event: ce.SessionUpdate) -> None:
+        patch = event.session
         if patch.get("type", "realtime") != "realtime":
             raise ClientError("invalid_value", "only sessions of type 'realtime' are served here", "session.type")
         patch = {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")}
         try:
-            new = SessionConfig.model_validate(merge(self.config.model_dump(mode="json"), patch))
+            new = SessionConfig.model_validate(merge(merge(self.config.model_dump(mode="json"), patch), self._pinned))
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
@@ -176,12 +174,9 @@ class RealtimeSession:
             self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
         self.emit(ev.SessionUpdated(session=self.config.wire()))
 
-    async def _append(self, event: dict[str, Any]) -> None:
-        audio = event.get("audio")
-        if not isinstance(audio, str):
-            raise ClientError("invalid_value", "input_audio_buffer.append needs base64 'audio'", "audio")
+    async def _append(self, event: ce.InputAudioBufferAppend) -> None:
         try:
-            data = base64.b64decode(audio, validate=True)
+            data = base64.b64decode(event.audio, validate=True)
         except (binascii.Error, ValueError):
             raise ClientError("invalid_base64", "'audio' is not valid base64", "audio") from None
         if not data:
@@ -215,11 +210,11 @@ class RealtimeSession:
             return False
         return True
 
-    async def _commit(self, event: dict[str, Any]) -> None:
-        self._enqueue("commit", event.get("event_id"))
+    async def _commit(self, event: ce.InputAudioBufferCommit) -> None:
+        self._enqueue("commit", event.event_id)
 
-    async def _clear(self, event: dict[str, Any]) -> None:
-        self._enqueue("clear", event.get("event_id"))
+    async def _clear(self, event: ce.InputAudioBufferClear) -> None:
+        self._enqueue("clear", event.event_id)
 
     async def _input_loop(self) -> None:
         while True:
@@ -238,104 +233,60 @@ class RealtimeSession:
                 log.exception("input processing failed")
                 self.error("server_error", f"audio processing failed: {exc}", type_="server_error")
 
-    async def _item_create(self, event: dict[str, Any]) -> None:
-        item = event.get("item")
-        if not isinstance(item, dict):
-            raise ClientError("invalid_value", "conversation.item.create needs an 'item' object", "item")
-        if item.get("type", "message") != "message":
-            raise ClientError("invalid_value", f"item type {item.get('type')!r} is not supported; send a 'message'", "item.type")
-        role = item.get("role")
-        if role not in ("user", "assistant", "system"):
-            raise ClientError("invalid_value", "item.role must be 'user', 'assistant' or 'system'", "item.role")
-        content = item.get("content")
-        if not isinstance(content, list) or not content:
-            raise ClientError("invalid_value", "item.content must be a non-empty list", "item.content")
-        texts = []
-        for i, part in enumerate(content):
-            if not isinstance(part, dict):
-                raise ClientError("invalid_value", "each content part must be an object", f"item.content[{i}]")
-            ptype = part.get("type")
-            if ptype in ("input_text", "text", "output_text"):
-                value = part.get("text")
-            elif ptype in ("input_audio", "output_audio"):
-                value = part.get("transcript")
-                if part.get("audio") and value is None:
-                    raise ClientError("invalid_value", "audio content in conversation.item.create needs a 'transcript' here",
-                                      f"item.content[{i}].transcript")
-            else:
-                raise ClientError("invalid_value", f"content type {ptype!r} is not supported", f"item.content[{i}].type")
-            if not isinstance(value, str):
-                raise ClientError("invalid_value", "content text must be a string", f"item.content[{i}]")
-            texts.append(value)
-        item_id = item.get("id") if isinstance(item.get("id"), str) else new_id("item")
+    async def _item_create(self, event: ce.ConversationItemCreate) -> None:
+        item = event.item
+        item_id = item.id or new_id("item")
         if self.conversation.get(item_id) is not None:
             raise ClientError("item_already_exists", f"an item with id {item_id!r} already exists", "item.id")
-        kind = {"user": "input_text", "system": "input_text", "assistant": "output_text"}[role]
-        new = Item(id=item_id, role=role, kind=kind, text=" ".join(texts))
-        previous = event.get("previous_item_id")
+        kind = {"user": "input_text", "system": "input_text", "assistant": "output_text"}[item.role]
+        new = Item(id=item_id, role=item.role, kind=kind, text=" ".join(part.value for part in item.content))
+        previous = event.previous_item_id
         try:
-            prev = self.conversation.add(new, previous if isinstance(previous, str) and previous != "root" else None)
+            prev = self.conversation.add(new, previous if previous != "root" else None)
         except KeyError:
             raise ClientError("item_not_found", f"previous_item_id {previous!r} does not exist", "previous_item_id") from None
         self.emit(ev.ConversationItemAdded(previous_item_id=prev, item=new.wire()))
         self.emit(ev.ConversationItemDone(previous_item_id=prev, item=new.wire()))
 
-    async def _item_delete(self, event: dict[str, Any]) -> None:
-        item_id = event.get("item_id")
-        if not isinstance(item_id, str) or not self.conversation.delete(item_id):
-            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
-        self.emit(ev.ConversationItemDeleted(item_id=item_id))
+    async def _item_delete(self, event: ce.ConversationItemDelete) -> None:
+        if not self.conversation.delete(event.item_id):
+            raise ClientError("item_not_found", f"no item with id {event.item_id!r}", "item_id")
+        self.emit(ev.ConversationItemDeleted(item_id=event.item_id))
 
-    async def _item_retrieve(self, event: dict[str, Any]) -> None:
-        item_id = event.get("item_id")
-        item = self.conversation.get(item_id) if isinstance(item_id, str) else None
+    async def _item_retrieve(self, event: ce.ConversationItemRetrieve) -> None:
+        item = self.conversation.get(event.item_id)
         if item is None:
-            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
+            raise ClientError("item_not_found", f"no item with id {event.item_id!r}", "item_id")
         self.emit(ev.ConversationItemRetrieved(item=item.wire()))
 
-    async def _item_truncate(self, event: dict[str, Any]) -> None:
-        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
-        item = self.conversation.get(item_id) if isinstance(item_id, str) else None
+    async def _item_truncate(self, event: ce.ConversationItemTruncate) -> None:
+        item, end_ms = self.conversation.get(event.item_id), event.audio_end_ms
         if item is None:
-            raise ClientError("item_not_found", f"no item with id {item_id!r}", "item_id")
+            raise ClientError("item_not_found", f"no item with id {event.item_id!r}", "item_id")
         if item.role != "assistant" or item.kind != "output_audio":
             raise ClientError("invalid_value", "only assistant audio items can be truncated", "item_id")
-        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
-            raise ClientError("invalid_value", "audio_end_ms must be a non-negative integer", "audio_end_ms")
         if end_ms > item.audio_ms + 1:
             raise ClientError("invalid_value", f"audio_end_ms {end_ms} is past the item's {item.audio_ms:.0f} ms of audio",
                               "audio_end_ms")
-        if event.get("content_index", 0) != 0:
-            raise ClientError("invalid_value", "content_index must be 0", "content_index")
         self.turns.truncate(item, end_ms)
 
-    async def _response_create(self, event: dict[str, Any]) -> None:
-        params = event.get("response") or {}
-        if not isinstance(params, dict):
-            raise ClientError("invalid_value", "'response' must be an object", "response")
-        modalities = params.get("output_modalities")
-        if modalities is not None and (not isinstance(modalities, list) or len(modalities) != 1
-                                       or modalities[0] not in ("audio", "text")):
-            raise ClientError("invalid_value", "output_modalities must be ['audio'] or ['text']", "response.output_modalities")
-        conversation = params.get("conversation", "auto")
-        if conversation not in ("auto", "none"):
-            raise ClientError("invalid_value", "conversation must be 'auto' or 'none'", "response.conversation")
-        max_tokens = params.get("max_output_tokens")
-        if max_tokens is not None and max_tokens != "inf" and (not isinstance(max_tokens, int) or not 1 <= max_tokens <= 4096):
-            raise ClientError("invalid_value", "max_output_tokens must be 1..4096 or 'inf'", "response.max_output_tokens")
-        if conversation == "auto" and self.turns.responding:
+    async def _response_create(self, event: ce.ResponseCreate) -> None:
+        params = event.response or ce.ResponseParams()
+        if params.conversation == "auto" and self.turns.responding:
             raise ClientError("conversation_already_has_active_response",
                               f"conversation already has an active response in progress: {self.turns.response.id}")
         self.turns.start_response(self.turns.default_options(params))
 
-    async def _response_cancel(self, event: dict[str, Any]) -> None:
-        wanted = event.get("response_id")
+    async def _response_cancel(self, event: ce.ResponseCancel) -> None:
+        wanted = event.response_id
         active = self.turns.response
         if active is None or active.done or (wanted and wanted != active.id):
             raise ClientError("response_cancel_not_active", "there is no active response to cancel")
         await self.turns.cancel_response("client_cancelled")
 
-    async def _output_clear(self, event: dict[str, Any]) -> None:
+    async def _output_clear(self, event: ce.OutputAudioBufferClear) -> None:
+        if self.flush_playback is not None:
+            self.flush_playback()  # at once: not one more queued frame plays
         await self.turns.interrupt(reason="client_cancelled")
         self.emit(ev.OutputAudioBufferCleared(response_id=self.turns.response.id if self.turns.response else None))
 

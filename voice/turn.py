@@ -25,6 +25,7 @@ from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
 from voice import events as ev
+from voice.client_events import ResponseParams
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
 from voice.echo import EchoGate
@@ -326,17 +327,16 @@ class TurnController:
             self._emit(metrics.event())
 
     # -- responses ----------------------------------------------------------------------------
-    def default_options(self, overrides: dict[str, Any] | None = None) -> ResponseOptions:
+    def default_options(self, overrides: ResponseParams | None = None) -> ResponseOptions:
+        """The session's defaults, with what a `response.create` overrides (validated at the edge)."""
         cfg = self._config()
-        o = overrides or {}
-        modalities = o.get("output_modalities") or cfg.output_modalities
-        max_tokens = o.get("max_output_tokens", cfg.max_output_tokens)
-        audio = o.get("audio") or {}
-        voice = (audio.get("output") or {}).get("voice") or cfg.audio.output.voice
+        o = overrides or ResponseParams()
+        modalities = o.output_modalities or cfg.output_modalities
+        max_tokens = o.max_output_tokens if "max_output_tokens" in o.model_fields_set else cfg.max_output_tokens
         return ResponseOptions(
-            modality=modalities[0], voice=voice, instructions=o.get("instructions") or cfg.instructions,
+            modality=modalities[0], voice=o.voice or cfg.audio.output.voice, instructions=o.instructions or cfg.instructions,
             max_output_tokens=None if max_tokens in (None, "inf") else int(max_tokens),
-            metadata=o.get("metadata"), conversation=o.get("conversation") or "auto",
+            metadata=o.metadata, conversation=o.conversation,
         )
 
     def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:

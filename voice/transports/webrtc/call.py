@@ -23,7 +23,7 @@ from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.session import RealtimeSession
 from voice.transports.webrtc.ice import rtc_configuration
-from voice.transports.webrtc.track import OUTPUT_FORMAT, AgentAudioTrack, frame_to_mono
+from voice.transports.webrtc.track import AgentAudioTrack, frame_to_mono
 
 log = logging.getLogger(__name__)
 
@@ -176,26 +176,7 @@ class Call:
             if isinstance(message, bytes):
                 self.session.error("binary_not_supported", "send events as JSON text messages, not binary")
                 continue
-            await self.session.handle_text(self._intercept(message))
-
-    def _intercept(self, text: str) -> str:
-        """The few client events the transport acts on before the session sees them."""
-        try:
-            event = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            return text  # the session answers with its own error
-        if not isinstance(event, dict):
-            return text
-        kind = event.get("type")
-        if kind == "output_audio_buffer.clear":
-            self.track.flush()  # at once; the session answers with output_audio_buffer.cleared
-        elif kind == "session.update" and isinstance(event.get("session"), dict):
-            audio = event["session"].get("audio")
-            output = audio.get("output") if isinstance(audio, dict) else None
-            if isinstance(output, dict) and "format" in output:
-                output["format"] = dict(OUTPUT_FORMAT)  # over WebRTC the voice always travels on the track
-                return json.dumps(event)
-        return text
+            await self.session.handle_text(message)
 
     # -- readout -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class CallRegistry:
         if self.count_for(principal.key_id) >= limit:
             raise ApiError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
         wanted = merge(principal.session or {}, dict(offer.session or {}))
-        wanted = merge(wanted, {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}})
+        pinned = {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}}  # the voice always travels on the track
+        wanted = merge(wanted, pinned)
         model = offer.model or (wanted.pop("model", None) if isinstance(wanted.get("model"), str) else None)
         wanted.pop("type", None)
         try:
@@ -50,7 +51,9 @@ class CallRegistry:
         except AuthError as exc:
             status = 400 if exc.code == "invalid_session" else 503
             raise ApiError(status, exc.code, exc.message) from None
+        session.pin_config(pinned)
         call = Call(principal, session, ice_servers=self.ice_servers, on_closed=self._closed)
+        session.flush_playback = call.track.flush
         self.calls[call.id] = call  # counts against the key's limit from now on
         try:
             answer = await call.answer(offer.sdp)
