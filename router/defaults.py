@@ -8,6 +8,7 @@ than an echo). Speech: pocketsphinx and espeak-ng everywhere. A catalogue file a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -34,9 +35,10 @@ POCKETSPHINX = "pocketsphinx-en-us"
 _FROM_ENV: Any = object()
 
 
-def whisper_from_env() -> FasterWhisperConfig | None:
+def whisper_from_env(environ: Mapping[str, str] | None = None) -> FasterWhisperConfig | None:
     """SOMAGENT_WHISPER_MODEL (a local model directory) turns faster-whisper on; the rest has defaults."""
-    return FasterWhisperConfig.from_env() if os.environ.get("SOMAGENT_WHISPER_MODEL") else None
+    env = os.environ if environ is None else environ
+    return FasterWhisperConfig.from_env(env) if env.get("SOMAGENT_WHISPER_MODEL") else None
 
 
 def default_catalog(llm: OpenAICompatConfig | None = None, whisper: FasterWhisperConfig | None = None) -> Catalog:

@@ -16,13 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 import dsp
-from adapters.llm.openai_compat import OpenAICompatConfig
 from router import ModelRouter
 from router.admin.api import build_admin_router
 from router.defaults import build_default_router
 from voice.api_errors import EXCEPTION_HANDLERS, ApiError
 from voice.auth import AuthError, Principal, authenticated
-from voice.config import Settings
+from voice.config import ModelSettings, Settings
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
 from voice.transports.webrtc.registry import close_calls
@@ -46,7 +45,10 @@ class ClientSecretRequest(BaseModel):
 
 def create_app(settings: Settings | None = None, router: ModelRouter | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    model_router = router or build_default_router(OpenAICompatConfig.from_env())
+    if router is None:
+        models = settings.models or ModelSettings.from_env()
+        router = build_default_router(models.llm, settings=models.router, whisper=models.whisper)
+    model_router = router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

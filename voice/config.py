@@ -1,20 +1,44 @@
-"""Server settings, read once from the environment (SOMAGENT_*)."""
+"""The process's settings, read once from the environment (SOMAGENT_*) into one object.
+
+`Settings.from_env` reads everything the server needs: its own limits, admission control, and the models'
+settings (`ModelSettings`: the router's, the OpenAI-compatible dialogue model's, faster-whisper's), so
+the deployment mode is read once and is the router's `DeploymentMode`. A `Settings` built in code without
+`models` lets the app read the models' settings from the environment when it builds its router.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
+from adapters.asr.faster_whisper import FasterWhisperConfig
+from adapters.llm.openai_compat import OpenAICompatConfig
+from router.defaults import whisper_from_env
+from router.modes import DeploymentMode
+from router.settings import RouterSettings
 from voice.capacity import CapacityLimits
 
-DeploymentMode = Literal["developer-light", "test", "production"]
-MODES: tuple[str, ...] = ("developer-light", "test", "production")
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the router is built from: its settings, the dialogue endpoint (None: none configured) and
+    faster-whisper (None: pocketsphinx is the recogniser)."""
+
+    router: RouterSettings
+    llm: OpenAICompatConfig | None = None
+    whisper: FasterWhisperConfig | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ModelSettings:
+        env = os.environ if env is None else env
+        return cls(router=RouterSettings.from_env(env), llm=OpenAICompatConfig.from_env(env),
+                   whisper=whisper_from_env(env))
 
 
 @dataclass(frozen=True)
 class Settings:
-    deployment_mode: DeploymentMode = "developer-light"
+    deployment_mode: DeploymentMode = DeploymentMode.DEVELOPER_LIGHT
     api_keys: frozenset[str] = field(default_factory=frozenset)
     max_event_bytes: int = 4 * 1024 * 1024
     capacity: CapacityLimits = field(default_factory=CapacityLimits)  # admission control (SOMAGENT_MAX_SESSIONS ...)
@@ -23,16 +47,24 @@ class Settings:
     warmup: bool = True
     max_calls_per_key: int = 4  # concurrent WebRTC calls per API key or client secret
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
+    models: ModelSettings | None = None
+
+    def __post_init__(self) -> None:
+        try:  # a plain string is accepted where the mode is given in code ("test")
+            object.__setattr__(self, "deployment_mode", DeploymentMode(self.deployment_mode))
+        except ValueError:
+            raise ValueError(f"deployment mode must be one of {', '.join(m.value for m in DeploymentMode)}, "
+                             f"not {self.deployment_mode!r}") from None
+        if self.models is not None and self.models.router.mode is not self.deployment_mode:
+            raise ValueError(f"the router's mode {self.models.router.mode} is not the server's {self.deployment_mode}")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        mode = env.get("SOMAGENT_DEPLOYMENT_MODE", "developer-light")
-        if mode not in MODES:
-            raise ValueError(f"SOMAGENT_DEPLOYMENT_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        models = ModelSettings.from_env(env)  # SOMAGENT_DEPLOYMENT_MODE is read (and checked) here, once
         keys = frozenset(k.strip() for k in env.get("SOMAGENT_API_KEYS", "").split(",") if k.strip())
         return cls(
-            deployment_mode=mode,  # type: ignore[arg-type]
+            deployment_mode=models.router.mode,
             api_keys=keys,
             max_event_bytes=int(env.get("SOMAGENT_MAX_EVENT_BYTES", cls.max_event_bytes)),
             capacity=CapacityLimits.from_env(env),
@@ -40,8 +72,9 @@ class Settings:
             warmup=env.get("SOMAGENT_WARMUP", "1") != "0",
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
+            models=models,
         )
 
     @property
     def requires_key(self) -> bool:
-        return self.deployment_mode != "developer-light"
+        return self.deployment_mode is not DeploymentMode.DEVELOPER_LIGHT

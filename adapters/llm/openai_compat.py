@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import openai
@@ -20,15 +20,16 @@ class OpenAICompatConfig:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_env(cls) -> OpenAICompatConfig | None:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenAICompatConfig | None:
         """SOMAGENT_LLM_BASE_URL / _API_KEY / _MODEL; None when no base URL is set."""
-        base_url = os.environ.get("SOMAGENT_LLM_BASE_URL")
+        env = os.environ if environ is None else environ
+        base_url = env.get("SOMAGENT_LLM_BASE_URL")
         if not base_url:
             return None
         return cls(
             base_url=base_url,
-            model=os.environ.get("SOMAGENT_LLM_MODEL", "gpt-4o-mini"),
-            api_key=os.environ.get("SOMAGENT_LLM_API_KEY") or "not-needed",
+            model=env.get("SOMAGENT_LLM_MODEL", "gpt-4o-mini"),
+            api_key=env.get("SOMAGENT_LLM_API_KEY") or "not-needed",
         )
 
 
