@@ -12,6 +12,7 @@ run: setup
 	.venv/bin/somagent-voice serve --host $(HOST) --port $(PORT)
 
 test: setup
+	.venv/bin/ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup

@@ -13,7 +13,7 @@ Both get the audio in 20 ms chunks, as a session pushes it.
 WER (jiwer) against transcripts.tsv is printed for both when jiwer is installed.
 
     .venv/bin/python -m benchmarks asr
-    .venv/bin/python benchmarks/bench_asr.py --model /path/to/faster-whisper-small.en --compute-type int8
+    .venv/bin/python -m benchmarks.bench_asr --model /path/to/faster-whisper-small.en --compute-type int8
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
+from adapters.asr.faster_whisper import ENV_MODEL, FasterWhisperConfig, FasterWhisperRecognizer
 
-from adapters.asr.faster_whisper import ENV_MODEL, FasterWhisperConfig, FasterWhisperRecognizer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SPEECH = ROOT / "fixtures" / "audio" / "speech"
 TINY = ROOT / "fixtures" / "models" / "whisper-tiny-random"
@@ -59,7 +57,7 @@ def _wer(refs: list[str], hyps: list[str]) -> str:
         import jiwer
     except ImportError:
         return "n/a (jiwer not installed)"
-    pairs = [(r.lower(), h.lower()) for r, h in zip(refs, hyps) if r]
+    pairs = [(r.lower(), h.lower()) for r, h in zip(refs, hyps, strict=True) if r]
     norm = jiwer.Compose([jiwer.RemovePunctuation(), jiwer.ToLowerCase(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     rs = [norm(r) for r, _ in pairs]
     hs = [norm(h) or "<empty>" for _, h in pairs]

@@ -244,7 +244,8 @@ def overload(n: int, p95_by_n: dict[int, float]) -> None:
                                    f"without overload ({(p95 / reference - 1) * 100:+.0f} %, goal within +20 %; "
                                    f"{p95_by_n.get(1, float('nan')):.1f} ms alone), refused with "
                                    f"{result['refused_codes'] or 'nothing'}"), flush=True)
-        print(f"  goals: refused extra sessions: {'met' if result['refused'] and result['refused_codes'] == ['server_busy'] else 'missed'}; "
+        refused_ok = result["refused"] and result["refused_codes"] == ["server_busy"]
+        print(f"  goals: refused extra sessions: {'met' if refused_ok else 'missed'}; "
               f"loop lag <= 50 ms: {'met' if result['loop_lag_max_ms'] <= 50 else 'missed'}; "
               f"/healthz always answered: {'met' if result['health_failures'] == 0 else 'missed'}; "
               f"p95 within 20 %: {'met' if p95 <= reference * 1.2 else 'missed'}")

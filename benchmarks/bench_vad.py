@@ -159,7 +159,7 @@ def main() -> None:
     noise_only = []
     for kind, make_noise in (("white", white), ("pink", pink)):
         base = make_noise(m, np.random.default_rng(7))
-        for snr, rms in zip(SNRS_DB, noise_levels[kind]):
+        for snr, rms in zip(SNRS_DB, noise_levels[kind], strict=True):
             pcm = np.clip(np.round(base * rms), -32768, 32767).astype(np.int16)
             dbfs = 20 * np.log10(rms / 32768)
             noise_only.append((f"{kind} {dbfs:5.1f} dBFS (as @{snr}dB)", pcm))

@@ -43,7 +43,8 @@ async def _run() -> None:
                         stages[k].append(value)
     silence = Settings().default_silence_ms
     print(f"files: {len(files)}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice)")
-    print(f"voice-to-voice (client clock)  p50 {_pct(v2v, 50):7.1f} ms  p95 {_pct(v2v, 95):7.1f} ms   goal p50 <= 400 ms")
+    p50, p95 = _pct(v2v, 50), _pct(v2v, 95)
+    print(f"voice-to-voice (client clock)  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   goal p50 <= 400 ms")
     for k in STAGES:
         print(f"  server {k:34s} p50 {_pct(stages[k], 50):7.1f} ms  p95 {_pct(stages[k], 95):7.1f} ms")
     eot = stages["end_of_turn_to_first_audio_ms"]

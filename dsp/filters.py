@@ -114,7 +114,9 @@ def _mel_to_hz(mel: float, htk: bool) -> float:
 
 
 @njit(cache=True)
-def mel_filterbank(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool, slaney: bool, f32: bool) -> np.ndarray:
+def mel_filterbank(
+    sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool, slaney: bool, f32: bool
+) -> np.ndarray:
     """Triangular mel filters (n_mels x n_fft//2+1), the arithmetic of `librosa.filters.mel`.
 
     `slaney` divides each triangle by its band width (norm="slaney"); `f32` rounds like
@@ -262,4 +264,5 @@ def dct_plan(n_mfcc: int, n_mels: int) -> np.ndarray:
 def mel(*, sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None,
         htk: bool = False, norm: str | None = "slaney", dtype: type = np.float32) -> np.ndarray:
     """`librosa.filters.mel` equivalent (a fresh writable copy of the cached basis)."""
-    return mel_plan(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype).type).basis.copy()
+    plan = mel_plan(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype).type)
+    return plan.basis.copy()

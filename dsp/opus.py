@@ -24,7 +24,8 @@ class OpusEncoder:
     def encode(self, pcm: np.ndarray) -> list[bytes]:
         buf = np.concatenate([self._pending, np.asarray(pcm, dtype=np.int16)])
         n = len(buf) // OPUS_FRAME_SAMPLES
-        packets = [self._enc.encode(buf[i * OPUS_FRAME_SAMPLES:(i + 1) * OPUS_FRAME_SAMPLES].tobytes(), OPUS_FRAME_SAMPLES) for i in range(n)]
+        frames = buf[: n * OPUS_FRAME_SAMPLES].reshape(n, OPUS_FRAME_SAMPLES)
+        packets = [self._enc.encode(frame.tobytes(), OPUS_FRAME_SAMPLES) for frame in frames]
         self._pending = buf[n * OPUS_FRAME_SAMPLES:]
         return packets
 

@@ -2,9 +2,10 @@
 
 soxr's streaming mode releases its output in blocks (24 -> 16 kHz in 20 ms chunks: 0, 490, 0, 489 ...
 samples), which holds every second chunk of a live microphone back by 20 ms before VAD and endpointing see it.
-Here, at about the same cost (~10 us per 20 ms chunk; soxr HQ 8-15 us), each input chunk yields its share of output at once: `in_rate/out_rate`
-reduced to L/M, a Kaiser-windowed low-pass at L x in_rate (cut-off at 90 % of the lower Nyquist rate, 60 dB
-stopband), evaluated only at the output instants. The delay is half the filter: `delay_ms`.
+Here, at about the same cost (~10 us per 20 ms chunk; soxr HQ 8-15 us), each input chunk yields its share of
+output at once: `in_rate/out_rate` reduced to L/M, a Kaiser-windowed low-pass at L x in_rate (cut-off at 90 %
+of the lower Nyquist rate, 60 dB stopband), evaluated only at the output instants. The delay is half the
+filter: `delay_ms`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ class StreamResampler:
         self.in_rate = in_rate
         self.out_rate = out_rate
         self._passthrough = in_rate == out_rate
-        self._stream = None if self._passthrough else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+        self._stream = (
+            None if self._passthrough else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+        )
 
     def process(self, pcm: np.ndarray, last: bool = False) -> np.ndarray:
         pcm = np.ascontiguousarray(pcm, dtype=np.int16)

@@ -54,7 +54,9 @@ def compose_router(
     telemetry = TelemetryAggregator()
 
     def on_breaker_change(model: str, before: BreakerState, after: BreakerState, reason: str) -> None:
-        bus.publish(Topic.HEALTH_CHANGED, {"model": model, "before": before.value, "after": after.value, "reason": reason})
+        bus.publish(
+            Topic.HEALTH_CHANGED, {"model": model, "before": before.value, "after": after.value, "reason": reason}
+        )
 
     breakers = BreakerBoard(state.policy.breaker, clock, on_breaker_change)
     sticky = StickyMap()

@@ -130,7 +130,7 @@ def _plain_verdicts(
 
     def build() -> Verdicts:
         out, freshest = [], None
-        for m, ts in zip(pool, seen):
+        for m, ts in zip(pool, seen, strict=True):
             age = None if ts is None else max(0.0, now - ts)
             if age is not None and (freshest is None or age < freshest):
                 freshest = age

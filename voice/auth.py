@@ -57,8 +57,8 @@ class Authenticator:
                 raise AuthError("invalid_api_key", "the API key is not known to this server")
             return Principal("anonymous")
         if self._settings.requires_key:
-            raise AuthError("missing_api_key",
-                            f"an API key is required in {self._settings.deployment_mode} mode (Authorization: Bearer <key>)")
+            mode = self._settings.deployment_mode
+            raise AuthError("missing_api_key", f"an API key is required in {mode} mode (Authorization: Bearer <key>)")
         return Principal("anonymous")
 
     def issue_secret(self, owner: Principal, ttl_s: int, session: dict[str, Any] | None) -> tuple[str, int]:

@@ -209,7 +209,9 @@ class LoadMonitor:
             return None
         lag = self._lag_p50_ms()
         if lag > lim.max_loop_lag_ms:
-            return Refusal("event_loop_lag", f"the audio loop is running {lag:.0f} ms late (limit {lim.max_loop_lag_ms:g} ms)")
+            return Refusal(
+                "event_loop_lag", f"the audio loop is running {lag:.0f} ms late (limit {lim.max_loop_lag_ms:g} ms)"
+            )
         busy = self.loop_busy()
         # Each session costs what an average one cost over the window, so the sessions admitted since (a burst of
         # connects that has not loaded the loop yet) count too. Read once there are enough sessions to average.

@@ -70,7 +70,9 @@ def _replay_router(asr: str, model_dir: str | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="somagent-voice", description="SomaGent Voice: real-time voice conversations.")
+    parser = argparse.ArgumentParser(
+        prog="somagent-voice", description="SomaGent Voice: real-time voice conversations."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the Realtime API and the web client")
     serve.add_argument("--host", default="127.0.0.1")

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ClientError(Exception):
@@ -148,9 +157,19 @@ class ResponseCancel(_Event):
     response_id: str | None = None
 
 
-_CLASSES = (SessionUpdate, InputAudioBufferAppend, InputAudioBufferCommit, InputAudioBufferClear, OutputAudioBufferClear,
-            ConversationItemCreate, ConversationItemDelete, ConversationItemRetrieve, ConversationItemTruncate,
-            ResponseCreate, ResponseCancel)
+_CLASSES = (
+    SessionUpdate,
+    InputAudioBufferAppend,
+    InputAudioBufferCommit,
+    InputAudioBufferClear,
+    OutputAudioBufferClear,
+    ConversationItemCreate,
+    ConversationItemDelete,
+    ConversationItemRetrieve,
+    ConversationItemTruncate,
+    ResponseCreate,
+    ResponseCancel,
+)
 ClientEvent = Annotated[Union[_CLASSES], Field(discriminator="type")]  # noqa: UP007 (a union built from the tuple)
 _EVENTS: TypeAdapter[ClientEvent] = TypeAdapter(ClientEvent)
 EVENT_TYPES = frozenset(get_args(cls.model_fields["type"].annotation)[0] for cls in _CLASSES)

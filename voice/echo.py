@@ -75,7 +75,11 @@ class EchoGate:
 
     def allow_barge_in(self, onset_frames: Sequence[np.ndarray]) -> bool:
         """True when the speech onset is clearly louder than the echo: the user, not the agent's own voice."""
-        onset = np.concatenate([np.asarray(f, dtype=np.int16) for f in onset_frames]) if len(onset_frames) else np.zeros(0, np.int16)
+        onset = (
+            np.concatenate([np.asarray(f, dtype=np.int16) for f in onset_frames])
+            if len(onset_frames)
+            else np.zeros(0, np.int16)
+        )
         onset_db = rms_dbfs(onset)
         echo_db = self.echo_level(exclude_newest=len(onset_frames))
         allowed = onset_db >= echo_db + self.margin_db

@@ -111,7 +111,8 @@ class BackgroundRecognition:
         if self.lagging:
             self._set_lagging(False)  # caught up: the final is all there is left
         if self.dropped_samples:
-            log.warning("recogniser fell %.1f s behind; that audio was not recognised", self.dropped_samples / SAMPLE_RATE)
+            behind_s = self.dropped_samples / SAMPLE_RATE
+            log.warning("recogniser fell %.1f s behind; that audio was not recognised", behind_s)
         if self.error is not None:
             await self._stream.aclose()
             raise self.error

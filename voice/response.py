@@ -48,8 +48,8 @@ class ResponseRun:
                  options: ResponseOptions, encoder: OutputEncoder, metrics: TurnMetrics | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.id = new_id("resp")
-        self.item = Item(id=new_id("item"), role="assistant",
-                         kind="output_audio" if options.modality == "audio" else "output_text", text="", status="in_progress")
+        kind = "output_audio" if options.modality == "audio" else "output_text"
+        self.item = Item(id=new_id("item"), role="assistant", kind=kind, text="", status="in_progress")
         self._emit = emit
         self._router = router
         self._ctx = ctx
@@ -117,7 +117,8 @@ class ResponseRun:
                      "total_tokens": self.usage.input_tokens + self.usage.output_tokens}
         return {
             "id": self.id, "object": "realtime.response", "status": self.status, "status_details": status_details,
-            "output": out, "conversation_id": None if self._options.conversation == "none" else self._ctx.conversation_id,
+            "output": out,
+            "conversation_id": None if self._options.conversation == "none" else self._ctx.conversation_id,
             "output_modalities": [self._options.modality],
             "audio": {"output": {"format": self._encoder.format.model_dump(mode="json"), "voice": self._options.voice}},
             "max_output_tokens": self._options.max_output_tokens or "inf",

@@ -24,8 +24,18 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") 
     # message, callbacks) costs about a fifth less of the loop per audio append than asyncio's selector loop.
     # No permessage-deflate: audio travels as base64, which deflate barely shrinks, and inflating every 20 ms
     # append cost more of the loop than any other step but resampling. Clients that offer it fall back.
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools", ws_max_size=WS_MAX_BYTES,
-                          ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        loop="uvloop",
+        http="httptools",
+        ws_max_size=WS_MAX_BYTES,
+        ws_ping_interval=None,
+        ws_per_message_deflate=False,
+        lifespan="on",
+    )
 
 
 @asynccontextmanager

@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from adapters.aio import TaskSet
-from router import CallContext, ModelRouter
 from dsp import PolyphaseResampler
+from router import CallContext, ModelRouter
 from voice import client_events as ce
 from voice import events as ev
 from voice.client_events import ClientError
@@ -114,7 +114,8 @@ class RealtimeSession:
     async def handle_text(self, raw: str | bytes) -> None:
         """One client message off the wire: never raises for bad input, answers with `error` instead."""
         if len(raw) > self.max_event_bytes:
-            self.error("message_too_large", f"event of {len(raw)} bytes exceeds the limit of {self.max_event_bytes} bytes")
+            limit = self.max_event_bytes
+            self.error("message_too_large", f"event of {len(raw)} bytes exceeds the limit of {limit} bytes")
             return
         try:
             event = json.loads(raw)
@@ -184,7 +185,8 @@ class RealtimeSession:
         try:
             pcm = self._decoder.decode(data)
         except AudioFormatError as exc:
-            raise ClientError("invalid_audio", f"{exc} (session input format {self._decoder.format.type})", "audio") from None
+            fmt = self._decoder.format.type
+            raise ClientError("invalid_audio", f"{exc} (session input format {fmt})", "audio") from None
         self._enqueue("audio", pcm, self._clock())
 
     def _enqueue(self, kind: str, payload: Any, extra: Any = None) -> None:
@@ -244,7 +246,8 @@ class RealtimeSession:
         try:
             prev = self.conversation.add(new, previous if previous != "root" else None)
         except KeyError:
-            raise ClientError("item_not_found", f"previous_item_id {previous!r} does not exist", "previous_item_id") from None
+            message = f"previous_item_id {previous!r} does not exist"
+            raise ClientError("item_not_found", message, "previous_item_id") from None
         self.emit(ev.ConversationItemAdded(previous_item_id=prev, item=new.wire()))
         self.emit(ev.ConversationItemDone(previous_item_id=prev, item=new.wire()))
 
@@ -266,8 +269,8 @@ class RealtimeSession:
         if item.role != "assistant" or item.kind != "output_audio":
             raise ClientError("invalid_value", "only assistant audio items can be truncated", "item_id")
         if end_ms > item.audio_ms + 1:
-            raise ClientError("invalid_value", f"audio_end_ms {end_ms} is past the item's {item.audio_ms:.0f} ms of audio",
-                              "audio_end_ms")
+            message = f"audio_end_ms {end_ms} is past the item's {item.audio_ms:.0f} ms of audio"
+            raise ClientError("invalid_value", message, "audio_end_ms")
         self.turns.truncate(item, end_ms)
 
     async def _response_create(self, event: ce.ResponseCreate) -> None:

@@ -106,7 +106,9 @@ class SessionConfig(BaseModel):
     id: str = ""
     model: str = "somagent-voice"
     instructions: str = "You are a helpful, concise voice assistant. Keep replies short."
-    output_modalities: list[Literal["audio", "text"]] = Field(default_factory=lambda: ["audio"], min_length=1, max_length=1)
+    output_modalities: list[Literal["audio", "text"]] = Field(
+        default_factory=lambda: ["audio"], min_length=1, max_length=1
+    )
     audio: AudioConfig = Field(default_factory=AudioConfig)
     max_output_tokens: int | Literal["inf"] = "inf"
     tools: list[dict[str, Any]] = Field(default_factory=list)

@@ -334,7 +334,9 @@ class TurnController:
         modalities = o.output_modalities or cfg.output_modalities
         max_tokens = o.max_output_tokens if "max_output_tokens" in o.model_fields_set else cfg.max_output_tokens
         return ResponseOptions(
-            modality=modalities[0], voice=o.voice or cfg.audio.output.voice, instructions=o.instructions or cfg.instructions,
+            modality=modalities[0],
+            voice=o.voice or cfg.audio.output.voice,
+            instructions=o.instructions or cfg.instructions,
             max_output_tokens=None if max_tokens in (None, "inf") else int(max_tokens),
             metadata=o.metadata, conversation=o.conversation,
         )

@@ -270,7 +270,7 @@ class PocketsphinxRecognizer(SpeechRecognizer):
         return PocketsphinxStream(self, next(self._ids))
 
     async def worker(self) -> _Worker:
-        """The least loaded live worker (audio queued, then streams), starting workers on first use or after one died."""
+        """The least loaded live worker (audio queued, then streams); starts workers on first use or after a death."""
         if not any(w.dead is None for w in self._workers):
             await self.start()
         return min((w for w in self._workers if w.dead is None), key=lambda w: (w.queued_samples, w.streams))

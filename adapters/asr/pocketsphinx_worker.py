@@ -25,7 +25,12 @@ def _final(decoder) -> tuple[str, list[tuple[str, float, float, float]]]:
     decoder.end_utt()
     hyp = decoder.hyp()
     words = [
-        (strip_variant(seg.word), seg.start_frame / FRAMES_PER_SECOND, (seg.end_frame + 1) / FRAMES_PER_SECOND, seg.prob)
+        (
+            strip_variant(seg.word),
+            seg.start_frame / FRAMES_PER_SECOND,
+            (seg.end_frame + 1) / FRAMES_PER_SECOND,
+            seg.prob,
+        )
         for seg in decoder.seg()
         if seg.word not in FILLERS and not seg.word.startswith("[")
     ]

@@ -38,7 +38,9 @@ class OpenAICompatChat(ChatModel):
         self.config = config
         self.name = f"openai-compat:{config.model}"
         # Retries are the router's job (failover); the SDK's own would hide latency and errors.
-        self._client = openai.AsyncOpenAI(base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0)
+        self._client = openai.AsyncOpenAI(
+            base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0
+        )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         kwargs: dict = {
@@ -57,7 +59,10 @@ class OpenAICompatChat(ChatModel):
             async for event in stream:
                 usage = None
                 if event.usage is not None:
-                    usage = ChatUsage(input_tokens=event.usage.prompt_tokens or 0, output_tokens=event.usage.completion_tokens or 0)
+                    usage = ChatUsage(
+                        input_tokens=event.usage.prompt_tokens or 0,
+                        output_tokens=event.usage.completion_tokens or 0,
+                    )
                 text, finish = "", None
                 if event.choices:
                     choice = event.choices[0]

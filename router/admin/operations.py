@@ -5,8 +5,8 @@ is only what needs the router's state: that a named model exists and serves the 
 exists in the mode, that fallbacks do not repeat, that a credentials reference is a name and not a secret,
 that an ingested record is not from the future. Every change is checked completely before anything
 is written (invalid input changes nothing), written together with its audit entry and a new
-configuration version, then applied in memory and announced (`model.profile.updated`, `mode.changed`, `router.flags.changed`). Changes are serialised
-so each audit entry's "before" is exact.
+configuration version, then applied in memory and announced (`model.profile.updated`, `mode.changed`,
+`router.flags.changed`). Changes are serialised so each audit entry's "before" is exact.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class RouterAdmin:
         store = self._open_store()
         if store is not None:
             version, ids = await asyncio.to_thread(store.apply_changes, changes)
-            audits = [replace(c.audit, id=i) for c, i in zip(changes, ids)]
+            audits = [replace(c.audit, id=i) for c, i in zip(changes, ids, strict=True)]
         else:
             version = self._state.version + 1
             audits = [self._memory_audit.append(c.audit) for c in changes]
@@ -182,7 +182,7 @@ class RouterAdmin:
                     self._state.custom_profiles.setdefault(m, {})[p.role] = p
 
             audits = await self._commit_all(changes, apply)
-            for p, audit in zip(profiles, audits):
+            for p, audit in zip(profiles, audits, strict=True):
                 self._announce_profile("profile", audit, role=p.role.value, profile_mode=m.value)
         return profiles
 

@@ -50,7 +50,7 @@ class BucketAccumulator:
                 "latency_hist": np.asarray(lat, dtype=np.int32).tobytes(),
                 "ttft_hist": np.asarray(ttft, dtype=np.int32).tobytes(),
             }
-            row.update(zip(SCALAR_NAMES, (float(v) for v in scalars)))
+            row.update(zip(SCALAR_NAMES, (float(v) for v in scalars), strict=True))
             rows.append(row)
         return rows
 

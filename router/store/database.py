@@ -474,7 +474,7 @@ class RouterStore:
             conn.execute(events_t.insert(), rows)
             if notify and self.is_postgres:
                 messages = []
-                for e, row in zip(events, rows):
+                for e, row in zip(events, rows, strict=True):
                     message = dumps(
                         {"id": e.id, "topic": e.topic, "ts": e.ts, "origin": e.origin, "payload": row["payload"]}
                     )

@@ -105,7 +105,10 @@ async def attach_bus(bus: EventBus, store: RouterStore, *, listen: bool = True, 
         raise RuntimeError("the event bus is already attached to a store")
     notify = store.is_postgres
     writer: BatchWriter[Event] = BatchWriter(
-        lambda batch, _final: store.write_events(batch, notify), name="events", interval_s=flush_interval_s, max_batch=1000
+        lambda batch, _final: store.write_events(batch, notify),
+        name="events",
+        interval_s=flush_interval_s,
+        max_batch=1000,
     )
     listener = None
     if store.is_postgres and listen:

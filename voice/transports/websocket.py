@@ -65,7 +65,7 @@ async def _write(ws: WebSocket, session) -> None:
 
 async def _refuse(ws: WebSocket, code: str, message: str, close_code: int,
                   type_: str = "invalid_request_error") -> None:
-    event = {"type": "error", "event_id": "event_refused", "error": {"type": type_, "code": code,
-                                                                       "message": message, "param": None, "event_id": None}}
+    error = {"type": type_, "code": code, "message": message, "param": None, "event_id": None}
+    event = {"type": "error", "event_id": "event_refused", "error": error}
     await ws.send_text(json.dumps(event))
     await ws.close(code=close_code, reason=f"{code}: {message}"[:120])

@@ -136,7 +136,8 @@ class Call:
 
     def _on_playback(self, kind: str, response_id: str | None) -> None:
         started = kind == "output_audio_buffer.started"
-        self.send_event((ev.OutputAudioBufferStarted if started else ev.OutputAudioBufferStopped)(response_id=response_id))
+        event = ev.OutputAudioBufferStarted if started else ev.OutputAudioBufferStopped
+        self.send_event(event(response_id=response_id))
 
     def _flush_audio(self) -> None:
         """Barge-in: nothing queued plays after the user interrupts."""

@@ -38,7 +38,9 @@ class CallRegistry:
         """A new call and its SDP answer; the offer was checked at the edge (`read_offer`)."""
         limit = self.server.settings.max_calls_per_key
         if self.count_for(principal.key_id) >= limit:
-            raise ApiError(429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first")
+            raise ApiError(
+                429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first"
+            )
         wanted = merge(principal.session or {}, dict(offer.session or {}))
         pinned = {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}}  # the voice always travels on the track
         wanted = merge(wanted, pinned)

@@ -54,7 +54,9 @@ class AgentAudioTrack(MediaStreamTrack):
 
     def holds(self, response_id: str | None) -> bool:
         """Whether audio of this response is playing or queued."""
-        return response_id is not None and (self._playing == response_id or any(r == response_id for r, _ in self._chunks))
+        if response_id is None:
+            return False
+        return self._playing == response_id or any(r == response_id for r, _ in self._chunks)
 
     def finish(self, response_id: str | None) -> None:
         """No more audio is coming for this response: `stopped` follows once the queue has played out."""
