@@ -7,6 +7,9 @@ operations, `RouterLifecycle` starting and stopping. `build_default_router` (rou
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from router.admin.auth import AdminKeys, hash_key
 from router.admin.operations import RouterAdmin
 from router.audit import MemoryAuditLog
@@ -37,10 +40,12 @@ def compose_router(
     settings: RouterSettings | None = None,
     store: RouterStore | None = None,
     clock: Clock | None = None,
+    monotonic: Callable[[], float] = time.perf_counter,
 ) -> ModelRouter:
     """A router over `catalog` with per-mode `policies` (or one `profiles` set for every mode).
 
-    Without `store`, one is opened at start from `settings.database_url` (when set) and owned."""
+    Without `store`, one is opened at start from `settings.database_url` (when set) and owned. `clock` is
+    the wall clock, `monotonic` the one call attempts are timed with: a simulation in virtual time passes both."""
     settings = settings or RouterSettings()
     clock = clock or system_clock
     bus = bus or EventBus(clock=clock)
@@ -109,4 +114,5 @@ def compose_router(
         lifecycle=lifecycle,
         admin=admin,
         admin_keys=admin_keys,
+        monotonic=monotonic,
     )

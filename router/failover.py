@@ -67,7 +67,7 @@ class Attempt:
 
     model: str
     started_wall: float
-    started: float  # perf_counter
+    started: float  # the runner's monotonic clock (time.perf_counter unless one was injected)
     first_output: float | None = None
     ended: float | None = None
     outcome: Outcome = Outcome.OK
@@ -110,9 +110,11 @@ class FailoverRunner:
         record: Callable[[Role, CallContext, Attempt], None],
         on_fallback: Callable[[StreamPlan, str, str, str | None], None],
         on_moved: Callable[[StreamPlan, str], None],
+        monotonic: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._breakers = breakers
         self._wall = wall_clock
+        self._monotonic = monotonic  # times attempts; injectable so a simulation's attempts take simulated time
         self._record = record
         self._on_fallback = on_fallback  # (plan, failed model, reason, next model)
         self._on_moved = on_moved  # (plan, model that answered instead of the chosen one)
@@ -129,7 +131,7 @@ class FailoverRunner:
                 errors.append(f"{model}: circuit open")
                 self._on_fallback(plan, model, "circuit open", nxt)
                 continue
-            attempt = Attempt(model, self._wall(), time.perf_counter())
+            attempt = Attempt(model, self._wall(), self._monotonic())
             stream: AsyncIterator[T] | None = None
             try:
                 stream = plan.open(model)
@@ -138,13 +140,13 @@ class FailoverRunner:
                         yield item
             except (GeneratorExit, asyncio.CancelledError):
                 attempt.outcome = Outcome.CANCELLED
-                attempt.ended = time.perf_counter()
+                attempt.ended = self._monotonic()
                 breaker.release()
                 plan.settle(attempt)
                 self._record(plan.role, plan.ctx, attempt)
                 raise
             except Exception as exc:  # any provider failure, including ones an adapter did not wrap
-                attempt.ended = time.perf_counter()
+                attempt.ended = self._monotonic()
                 attempt.outcome = _outcome_of(exc)
                 attempt.error = str(exc) or type(exc).__name__
                 if not isinstance(exc, AdapterError):
@@ -165,7 +167,7 @@ class FailoverRunner:
                         await stream.aclose()  # type: ignore[attr-defined]
                     except Exception:
                         pass
-            attempt.ended = time.perf_counter()
+            attempt.ended = self._monotonic()
             slow = attempt.ttft_ms is not None and attempt.ttft_ms > plan.timeouts.slow_s * 1000.0
             breaker.record(ok=True, slow=slow)
             plan.settle(attempt)
@@ -197,7 +199,7 @@ class FailoverRunner:
                 raise FirstOutputTimeout(attempt.model, plan.timeouts.first_output_s) from None
             plan.observe(attempt, item)
             if attempt.first_output is None and plan.is_output(item):
-                attempt.first_output = time.perf_counter()
+                attempt.first_output = self._monotonic()
             yield item
         raise AdapterError(f"{attempt.model}: stream exceeded {MAX_STREAM_ITEMS} items")
 

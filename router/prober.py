@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from adapters.llm.base import ChatMessage, ChatRequest
@@ -56,9 +57,17 @@ def due_probes(router: Probed, interval_s: float) -> list[tuple[Role, str]]:
     return due
 
 
-async def probe(router: Probed, role: Role, model: str, request: ChatRequest = PROBE_REQUEST) -> Attempt | None:
-    """One probe call; None when the breaker refused it (nothing to record)."""
-    attempt = Attempt(model, router.clock(), time.perf_counter())
+async def probe(
+    router: Probed,
+    role: Role,
+    model: str,
+    request: ChatRequest = PROBE_REQUEST,
+    *,
+    monotonic: Callable[[], float] = time.perf_counter,
+) -> Attempt | None:
+    """One probe call; None when the breaker refused it (nothing to record). `monotonic` times it (a
+    simulation in virtual time passes its own)."""
+    attempt = Attempt(model, router.clock(), monotonic())
     breaker = router.breakers.get(model)
     if not breaker.allow():
         return None
@@ -67,17 +76,17 @@ async def probe(router: Probed, role: Role, model: str, request: ChatRequest = P
         async with asyncio.timeout(timeouts.first_output_s + timeouts.stall_s):
             async for chunk in router.catalog.adapter(model).stream(request):
                 if chunk.text and attempt.first_output is None:
-                    attempt.first_output = time.perf_counter()
+                    attempt.first_output = monotonic()
                 if chunk.usage is not None:
                     attempt.units_in, attempt.units_out = chunk.usage.input_tokens, chunk.usage.output_tokens
-        attempt.ended = time.perf_counter()
+        attempt.ended = monotonic()
         slow = attempt.ttft_ms is not None and attempt.ttft_ms > timeouts.slow_s * 1000.0
         breaker.record(ok=True, slow=slow)
     except asyncio.CancelledError:
         breaker.release()
         raise
     except Exception as exc:
-        attempt.ended = time.perf_counter()
+        attempt.ended = monotonic()
         attempt.outcome = Outcome.TIMEOUT if isinstance(exc, TimeoutError) else Outcome.ERROR
         attempt.error = str(exc) or type(exc).__name__
         breaker.record(ok=False)

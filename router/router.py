@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
@@ -75,6 +76,7 @@ class ModelRouter:
         lifecycle: RouterLifecycle,
         admin: RouterAdmin,
         admin_keys: AdminKeys,
+        monotonic: Callable[[], float] = time.perf_counter,  # times call attempts (a simulation passes its own)
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -98,6 +100,7 @@ class ModelRouter:
             record=self._record_attempt,
             on_fallback=self._on_fallback,
             on_moved=self._on_moved,
+            monotonic=monotonic,
         )
 
     # -- configuration views --------------------------------------------------------------------
