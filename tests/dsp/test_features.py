@@ -1,4 +1,4 @@
-"""dsp batch features against librosa (the reference) on real speech and synthetic edge cases.
+"""dsp/features.py: batch features against librosa (the reference) on real speech and synthetic edge cases.
 
 Tolerances, and why:
 - float64 audio: librosa computes the STFT, power and mel product in float64 too (with the same
@@ -13,11 +13,6 @@ Tolerances, and why:
 
 from __future__ import annotations
 
-import glob
-import os
-import subprocess
-import sys
-
 import librosa
 import numpy as np
 import pytest
@@ -25,10 +20,9 @@ import scipy.signal
 import soundfile as sf
 
 import dsp
-from dsp import filters, kernels
+from tests.helpers import SPEECH as SPEECH_DIR
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEECH = sorted(glob.glob(os.path.join(ROOT, "fixtures", "audio", "speech", "*.wav")))
+SPEECH = sorted(str(p) for p in SPEECH_DIR.glob("*.wav"))
 SR = 16000
 
 PARAMS = [
@@ -60,70 +54,7 @@ def assert_rel_close(ours, ref, rtol, floor_rel=1e-30):
     assert err.max() <= rtol, f"max relative error {err.max():.3g} > {rtol:g}"
 
 
-# ---- tables ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("n", [4, 400, 512, 1024, 2048])
-def test_hann_window_matches_scipy_periodic_hann(n):
-    assert np.array_equal(filters.hann_window(n, n), scipy.signal.get_window("hann", n))
-
-
-def test_hann_window_shorter_than_n_fft_is_centred_like_librosa():
-    ref = librosa.util.pad_center(scipy.signal.get_window("hann", 400), size=512)
-    assert np.array_equal(filters.hann_window(400, 512), ref)
-
-
-@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax,htk,norm,dtype", [
-    (16000, 512, 40, 0.0, None, False, "slaney", np.float32),
-    (16000, 1024, 64, 50.0, 7000.0, False, "slaney", np.float32),
-    (22050, 2048, 128, 0.0, None, False, "slaney", np.float32),
-    (16000, 512, 40, 20.0, 4000.0, True, "slaney", np.float32),
-    (16000, 512, 40, 0.0, None, False, None, np.float32),
-    (44100, 2048, 96, 30.0, 16000.0, False, "slaney", np.float64),
-])
-def test_mel_basis_matches_librosa(sr, n_fft, n_mels, fmin, fmax, htk, norm, dtype):
-    """float32 (librosa's default) is bit for bit; in float64 numba's and numpy's log/exp may
-    differ by an ulp in the band edges, which moves edge weights by ~1e-15 of the largest."""
-    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype)
-    ours = filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype)
-    assert ours.dtype == ref.dtype
-    if dtype == np.float32:
-        assert np.array_equal(ours, ref)
-    else:
-        assert np.abs(ours - ref).max() <= 1e-13 * ref.max()
-
-
-def test_mel_basis_is_built_once_per_configuration():
-    a = filters.mel_plan(16000.0, 512, 40, 0.0, None, False, "slaney", np.float32)
-    b = filters.mel_plan(16000.0, 512, 40, 0.0, None, False, "slaney", np.float32)
-    assert a is b
-    assert not a.basis.flags.writeable
-    fresh = filters.mel(sr=16000, n_fft=512, n_mels=40)
-    fresh[0, 0] = 123.0  # the public copy is the caller's to modify
-    assert filters.mel_plan(16000.0, 512, 40, 0.0, None, False, "slaney", np.float32).basis[0, 0] != 123.0
-
-
-def test_vectorised_float32_log_is_within_a_few_ulp_of_numpy():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([10.0 ** rng.uniform(-37, 37, 20000), rng.uniform(0.5, 2.0, 20000), [1.0, 2.0, 0.5]])
-    x = x.astype(np.float32)
-    out = x.copy()
-    kernels.ln32_into(out, np.empty_like(x))
-    ref = np.log(x.astype(np.float64))
-    assert np.max(np.abs(out - ref) / np.maximum(np.abs(ref), 1.0)) < 4e-7  # ~3 float32 ulp
-    assert out[-3] == 0.0
-
-
-@pytest.mark.parametrize("n_fft", [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
-def test_power_spectrum_kernel_matches_numpy_rfft_at_every_size(n_fft):
-    """Radix-4 and radix-8 stages, the radix-4 and radix-2 tails and the spelled-out default sizes."""
-    sp = filters.spectrum_plan(n_fft)
-    frame = np.random.default_rng(n_fft).standard_normal(n_fft)
-    m = n_fft // 2
-    power = np.empty(m + 1)
-    kernels.power_frame(frame, *sp, np.empty(kernels.fft_scratch_size(n_fft)), power)
-    ref = np.abs(np.fft.rfft(frame * sp.window)) ** 2
-    assert np.abs(power - ref).max() <= 1e-12 * ref.max()
-
+# ---- power to dB -------------------------------------------------------------------------------
 
 def test_float32_power_to_db_is_within_2e_5_db_and_exact_at_the_floor():
     rng = np.random.default_rng(1)
@@ -348,8 +279,3 @@ def test_energy_envelope_reads_minus_3_dbfs_for_a_full_scale_sine_in_band():
     low = dsp.energy_envelope(y=np.sin(2 * np.pi * 60.0 * t), sr=SR, n_fft=512, hop_length=160, center=False)
     assert low.max() < -40.0  # mains hum is outside the band
 
-
-def test_dsp_imports_nothing_from_the_rest_of_the_server():
-    code = "import sys, dsp; print(sorted({m.split('.')[0] for m in sys.modules} & {'voice', 'router', 'adapters'}))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -1,10 +1,9 @@
-"""StreamingFeatures: any chunking gives bit for bit the batch API's frames (center=False, top_db=None)."""
+"""dsp/streaming.py: StreamingFeatures: any chunking gives bit for bit the batch API's frames (center=False,
+top_db=None)."""
 
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 
 import numpy as np
 import pytest
@@ -13,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dsp
-from dsp import kernels
+from tests.helpers import SPEECH as SPEECH_DIR
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEECH = sorted(glob.glob(os.path.join(ROOT, "fixtures", "audio", "speech", "*.wav")))
+SPEECH = sorted(str(p) for p in SPEECH_DIR.glob("*.wav"))
 SR = 16000
 
 CONFIGS = [
@@ -207,16 +205,3 @@ def test_streaming_log_mel_and_mfcc_match_librosa_with_top_db_none(speech16):
     assert np.abs(frames.log_mel - ref).max() < 1e-3
     assert np.abs(frames.mfcc - librosa.feature.mfcc(S=ref, n_mfcc=13)).max() < 1e-3
 
-
-def test_warmup_returns_seconds():
-    assert 0.0 <= dsp.warmup() < 600.0
-
-
-def test_count_peaks_state_carries_across_calls():
-    rng = np.random.default_rng(0)
-    env = np.cumsum(rng.standard_normal(2000)) - 40.0
-    whole = kernels.count_peaks(env, kernels.peak_state(6), 4.0, 4.0, -45.0)
-    state, parts = kernels.peak_state(6), 0
-    for chunk in np.array_split(env, 37):
-        parts += kernels.count_peaks(np.ascontiguousarray(chunk), state, 4.0, 4.0, -45.0)
-    assert whole == parts > 0

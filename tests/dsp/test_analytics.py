@@ -1,4 +1,4 @@
-"""Per-utterance analytics: labels on recognisable signals, finite summaries, no audio kept."""
+"""dsp/analytics.py: per-utterance analytics: labels on recognisable signals, finite summaries, no audio kept."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import soundfile as sf
 import dsp
 from dsp import analytics
 from dsp.analytics import UtteranceAnalytics, classify
+from tests.helpers import SPEECH
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEECH_DIR = os.path.join(ROOT, "fixtures", "audio", "speech")
+SPEECH_DIR = str(SPEECH)
 SR = 16000
 # syllables counted by hand from fixtures/audio/speech/transcripts.tsv
 SYLLABLES = {"librivox-0870": 31, "librivox-0890": 20, "librivox-0920": 27, "cards-005": 10, "goforward": 6}

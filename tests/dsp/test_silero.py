@@ -10,9 +10,7 @@ import soundfile as sf
 
 from dsp.resample import resample
 from dsp.silero import WINDOW_SAMPLES, FrameVad, SileroUnavailable, SileroVad, default_model_path, make_frame_vad
-
-ROOT = Path(__file__).resolve().parents[1]
-SPEECH = ROOT / "fixtures" / "audio" / "speech"
+from tests.helpers import ROOT, SPEECH
 
 
 def load(path: Path) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The input resampler: steady output per chunk (no block delay), the same samples however the input is cut,
-the passband kept and what would alias suppressed."""
+"""dsp/polyphase.py: the input resampler: steady output per chunk (no block delay), the same samples however the
+input is cut, the passband kept and what would alias suppressed."""
 
 from __future__ import annotations
 
