@@ -1,4 +1,5 @@
-"""faster-whisper adapter on the tiny random-weight model (fixtures/models/whisper-tiny-random) via the real loader.
+"""adapters/asr/faster_whisper.py: the adapter on the tiny random-weight model
+(fixtures/models/whisper-tiny-random) via the real loader.
 
 The model's text is nonsense; these tests check streaming, timing data, lifecycle, sharing, fairness and failures.
 """
@@ -24,10 +25,9 @@ from adapters.asr.faster_whisper import (
 )
 from adapters.asr.local_agreement import join_words
 from adapters.errors import AdapterError, AdapterUnavailable
+from tests.helpers import ROOT, SPEECH
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "fixtures" / "models" / "whisper-tiny-random"
-SPEECH = ROOT / "fixtures" / "audio" / "speech"
 FRAME = 320  # 20 ms
 
 

@@ -1,4 +1,4 @@
-"""LocalAgreement-2 streaming policy on scripted hypotheses (no model)."""
+"""adapters/asr/local_agreement.py: the LocalAgreement-2 streaming policy on scripted hypotheses (no model)."""
 
 from __future__ import annotations
 
