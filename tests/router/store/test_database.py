@@ -1,18 +1,10 @@
-"""Persistence on SQLite and PostgreSQL: migrations, admin changes with audit, write-behind telemetry,
-roll-ups rebuilt from the store, sticky conversations across processes, persisted events."""
+"""router/store/database.py: persistence on SQLite and PostgreSQL: migrations, admin changes with audit,
+write-behind telemetry, roll-ups rebuilt from the store, sticky conversations across processes, persisted events."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from router_testkit import (
-    REQUEST,
-    chat_entry,
-    collect,
-    feed,
-    make_router,
-    with_settings,
-)
 
 from router import CallContext, Role, Topic
 from router.clock import ManualClock
@@ -20,6 +12,14 @@ from router.modes import DeploymentMode
 from router.profiles import ModelProfile
 from router.store import RouterStore
 from router.store.schema import VERSION_TABLE, audit_t, overrides_t, profiles_t
+from tests.router.router_testkit import (
+    REQUEST,
+    chat_entry,
+    collect,
+    feed,
+    make_router,
+    with_settings,
+)
 
 
 def _router(url: str, clock: ManualClock, **kw):

@@ -1,10 +1,9 @@
-"""Failover against a real local HTTP server speaking streaming chat completions, through the openai SDK."""
+"""router/failover.py: failover against a real local HTTP server speaking streaming chat completions, through the
+openai SDK."""
 
 from __future__ import annotations
 
 import pytest
-from fake_chat_server import FakeChatServer, Script
-from router_testkit import REQUEST, ScriptedTTS, collect, drain, http_entry, make_router
 
 from router import AllCandidatesFailed, CallContext, Role, StreamInterrupted, Topic
 from router.breaker import BreakerState
@@ -12,6 +11,8 @@ from router.catalog import ModelEntry, Price, Unit
 from router.clock import ManualClock
 from router.profiles import ModelProfile
 from router.telemetry import Outcome
+from tests.router.fake_chat_server import FakeChatServer, Script
+from tests.router.router_testkit import REQUEST, ScriptedTTS, collect, drain, http_entry, make_router
 
 CTX = CallContext(tenant="t1", persona="p1", conversation_id="conv-1")
 
@@ -244,27 +245,3 @@ async def test_caller_going_away_is_not_a_failure(fake_chat: FakeChatServer, clo
     assert (snap.failures, snap.released) == (0, 1)
     await router.aclose()
 
-
-async def test_probe_calls_record_telemetry_and_serve_as_half_open_trials(
-    fake_chat: FakeChatServer, clock: ManualClock
-) -> None:
-    from router.prober import PROBE_REQUEST, due_probes, probe
-
-    router = _router(fake_chat, clock)
-    assert due_probes(router, 60.0) == [(Role.DIALOGUE, "primary"), (Role.DIALOGUE, "backup")]
-    fake_chat.script("backup", Script(tokens=("OK",), usage=(9, 1)))
-    attempt = await probe(router, Role.DIALOGUE, "backup", PROBE_REQUEST)
-    assert attempt is not None and attempt.outcome is Outcome.OK and attempt.units_out == 1
-    assert fake_chat.requests_for("backup")[0].body["max_tokens"] == 1
-    router._record_attempt(Role.DIALOGUE, CallContext(), attempt, source="probe")
-    assert due_probes(router, 60.0) == [(Role.DIALOGUE, "primary")]
-    breaker = router.breakers.get("primary")
-    for _ in range(router.state.policy.breaker.min_calls):
-        breaker.allow()
-        breaker.record(ok=False)
-    assert await probe(router, Role.DIALOGUE, "primary", PROBE_REQUEST) is None  # ejected: no call at all
-    clock.advance(router.state.policy.breaker.base_ejection_s)
-    fake_chat.script("primary", Script(tokens=("OK",)))
-    await probe(router, Role.DIALOGUE, "primary", PROBE_REQUEST)
-    assert breaker.snapshot().probes == 1 and breaker.state is BreakerState.HALF_OPEN
-    await router.aclose()

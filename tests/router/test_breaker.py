@@ -1,4 +1,5 @@
-"""Circuit breaker transitions: min calls, failure and slow rates, half-open probes, growing ejections."""
+"""router/breaker.py: circuit breaker transitions: min calls, failure and slow rates, half-open probes, growing
+ejections."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Composite scores: normalisation among candidates, and safety with zero, missing or unknown values."""
+"""router/scoring.py: composite scores: normalisation among candidates, and safety with zero, missing or unknown
+values."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""Selection: precedence, locks, stickiness, stale telemetry, SLA filters and auto-selection ranking."""
+"""router/selection.py: precedence, locks, stickiness, stale telemetry, SLA filters and auto-selection ranking."""
 
 from __future__ import annotations
 
 import pytest
-from router_testkit import chat_entry, collect, drain, feed, make_router, with_settings
 
 from router import CallContext, Role, Topic
 from router.clock import ManualClock
 from router.modes import SelectionWeights
+from tests.router.router_testkit import chat_entry, collect, drain, feed, make_router, with_settings
 
 
 def ENTRIES():  # noqa: N802 - price per 1k (in, out): cheap < mid < dear

@@ -1,4 +1,4 @@
-"""The admin HTTP API, in a small FastAPI app holding only the router's routes."""
+"""router/admin/api.py: the admin HTTP API, in a small FastAPI app holding only the router's routes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from router_testkit import chat_entry, drain, make_router, with_settings
 
 from router import Role, Topic
 from router.admin.api import build_admin_router
 from router.clock import ManualClock
 from router.router import ModelRouter
+from tests.router.router_testkit import chat_entry, drain, make_router, with_settings
 
 KEY = "admin-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -1,4 +1,5 @@
-"""Roll-ups over 5 m / 1 h / 24 h: counts, success rate, cost per unit (known and unknown), percentiles."""
+"""router/telemetry.py: roll-ups over 5 m / 1 h / 24 h: counts, success rate, cost per unit (known and unknown),
+percentiles."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from hypothesis import strategies as st
 
 from router.catalog import Unit
 from router.roles import Role
-from router.store.aggregates import BucketAccumulator
 from router.telemetry import CallRecord, Outcome, TelemetryAggregator
 
 NOW = 1_750_000_000.0
@@ -116,17 +116,3 @@ def test_last_ts_and_unknown_series() -> None:
     with pytest.raises(ValueError):
         agg.rollup(Role.DIALOGUE, "m", "2h", NOW)
 
-
-def test_bucket_accumulator_releases_only_closed_buckets() -> None:
-    acc = BucketAccumulator(1)
-    minute_start = (NOW // 60) * 60
-    acc.add(rec(minute_start - 30))
-    acc.add(rec(minute_start + 5))
-    rows = acc.take(minute_start + 10)
-    assert [(r["start_minute"], r["span_minutes"]) for r in rows] == [(int(minute_start // 60) - 1, 1)]
-    assert len(acc) == 1
-    assert [r["calls"] for r in acc.take(minute_start + 10, everything=True)] == [1.0]
-    hours = BucketAccumulator(60)
-    hours.add(rec(NOW - 7200))
-    hours.add(rec(NOW - 7100))
-    assert [r["calls"] for r in hours.take(NOW)] == [2.0]

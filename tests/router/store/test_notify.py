@@ -1,16 +1,16 @@
-"""Across worker processes: two buses (two routers) on one PostgreSQL relay events with LISTEN/NOTIFY."""
+"""router/store/notify.py: across worker processes: two buses (two routers) on one PostgreSQL relay events with
+LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
 import asyncio
-
-from router_testkit import chat_entry, make_router, with_settings
 
 from router import CallContext, EventBus, Role, Topic
 from router.clock import ManualClock
 from router.store import RouterStore
 from router.store.notify import attach_bus
 from router.telemetry import CallRecord, Outcome
+from tests.router.router_testkit import chat_entry, make_router, with_settings
 
 WAIT_S = 10.0  # generous bound on delivery; not a speed assertion
 
