@@ -1,4 +1,4 @@
-"""BackgroundRecognition: a stream that falls behind sheds partials, says so, and still gives the final."""
+"""voice/recognition.py: BackgroundRecognition: a stream that falls behind sheds partials, says so, and still gives the final."""
 
 from __future__ import annotations
 
