@@ -5,7 +5,8 @@ import asyncio
 import numpy as np
 import soundfile as sf
 
-from tests.helpers import SPEECH, collect_until, speech, types
+from tests.e2e.helpers import collect_until, types
+from tests.helpers import SPEECH, speech
 from voice.client import RealtimeClient
 from voice.replay import replay_file
 

@@ -3,7 +3,7 @@
 Run inside a network namespace (aiortc's ICE never offers 127.0.0.1), with the server bound to the namespace's
 address; prints one line `RESULT <json>` with what each scenario saw:
 
-    ip netns exec NS .venv/bin/python -m tests.webrtc_e2e.run_client --host 192.0.2.7 --scenarios conversation,bargein
+    ip netns exec NS .venv/bin/python -m tests.e2e.webrtc.run_client --host 192.0.2.7 --scenarios conversation,bargein
 
 Scenarios: conversation (speak a fixture, get the reply), bargein (speak over a long reply), clear (the client
 sends output_audio_buffer.clear), tabclose (the peer vanishes without hanging up), bench (voice-to-voice per file).
@@ -17,7 +17,6 @@ import json
 import time
 import traceback
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dsp import WebRtcVad, resample
+from tests.helpers import SPEECH
 from voice.app import create_app
 from voice.capacity import CapacityLimits
 from voice.client import load_audio
@@ -33,8 +33,6 @@ from voice.config import Settings
 from voice.serving import running_server
 from voice.transports.webrtc.track import AgentAudioTrack, frame_to_mono
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEECH = ROOT / "fixtures" / "audio" / "speech"
 RATE = 48000
 LOUD_RMS = 100.0  # about -50 dBFS: above this a received frame carries the agent's voice
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fake_chat_server import FakeChatServer, Script
-
 from adapters.llm.openai_compat import OpenAICompatConfig
 from router.defaults import build_default_router
-from tests.helpers import SPEECH, server_thread
+from tests.e2e.helpers import server_thread
+from tests.helpers import SPEECH
+from tests.router.fake_chat_server import FakeChatServer, Script
 from voice.config import Settings
 from voice.replay import replay_file
 

@@ -1,11 +1,11 @@
-"""Keys: optional in developer-light, required in test and production; client secrets for browsers."""
+"""Keys over a real server: required in test and production (refused with a clear close), client secrets for
+browsers. (The authenticator on its own: tests/voice/test_auth.py.)"""
 
 import httpx
 import pytest
 import websockets
 
-from tests.helpers import server_thread
-from voice.auth import Authenticator, AuthError
+from tests.e2e.helpers import server_thread
 from voice.client import RealtimeClient
 from voice.config import Settings
 
@@ -57,39 +57,3 @@ async def test_client_secret_flow(test_mode_url):
         created = await client.recv(timeout=10)
         assert created["type"] == "session.created"
         assert created["session"]["instructions"] == "Speak like a pirate."
-
-
-def test_expired_secret_is_refused():
-    now = [1000.0]
-    auth = Authenticator(Settings(deployment_mode="production", api_keys=frozenset({"k"})), clock=lambda: now[0])
-    owner = auth.check("k")
-    value, expires_at = auth.issue_secret(owner, 30, None)
-    assert auth.check(value).key_id.startswith("secret:")
-    now[0] += 31
-    with pytest.raises(AuthError) as info:
-        auth.check(value)
-    assert info.value.code == "client_secret_expired"
-
-
-def test_developer_light_allows_missing_key_but_not_a_wrong_configured_one():
-    auth = Authenticator(Settings(api_keys=frozenset({"k"})))
-    assert auth.check(None).key_id == "anonymous"
-    with pytest.raises(AuthError):
-        auth.check("typo")
-    assert Authenticator(Settings()).check("anything").key_id == "anonymous"
-
-
-def test_settings_reject_unknown_mode():
-    with pytest.raises(ValueError, match="SOMAGENT_DEPLOYMENT_MODE"):
-        Settings.from_env({"SOMAGENT_DEPLOYMENT_MODE": "staging"})
-    s = Settings.from_env({"SOMAGENT_DEPLOYMENT_MODE": "production", "SOMAGENT_API_KEYS": "a, b,,"})
-    assert s.api_keys == frozenset({"a", "b"}) and s.requires_key
-
-
-async def test_health_and_docs(server_url):
-    async with httpx.AsyncClient(base_url=server_url) as http:
-        health = (await http.get("/healthz")).json()
-        assert health["status"] == "ok" and health["mode"] == "developer-light"
-        spec = (await http.get("/openapi.json")).json()
-        assert "/v1/realtime/client_secrets" in spec["paths"]
-        assert (await http.get("/docs")).status_code == 200

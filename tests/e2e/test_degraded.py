@@ -11,7 +11,7 @@ from router.compose import compose_router
 from router.profiles import ModelProfile, ProfileSet
 from router.roles import Role
 from router.router import ModelRouter
-from tests.helpers import collect_until, server_thread
+from tests.e2e.helpers import collect_until, server_thread
 from voice.client import RealtimeClient
 from voice.config import Settings
 from voice.serving import free_port

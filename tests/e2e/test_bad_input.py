@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.helpers import collect_until, speech
+from tests.e2e.helpers import collect_until
+from tests.helpers import speech
 from voice.client import RealtimeClient
 
 

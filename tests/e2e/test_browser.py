@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from dsp import resample
+from tests.e2e.webrtc.harness import PYTHON, run_result, say
+from tests.e2e.webrtc.netns import NetnsUnavailable, netns_exec, network_namespace
+from tests.e2e.webrtc.run_browser import CHROMIUM
 from tests.helpers import ROOT, speech, transcripts
-from tests.webrtc_e2e.harness import PYTHON, run_result, say
-from tests.webrtc_e2e.netns import NetnsUnavailable, netns_exec, network_namespace
-from tests.webrtc_e2e.run_browser import CHROMIUM
 
 ARTIFACTS = ROOT / "artifacts"
 
@@ -73,7 +73,7 @@ def test_browser_webrtc_call(chromium, microphone_wav):
     shot.unlink(missing_ok=True)
     try:
         with network_namespace() as (ns, address):
-            out = run_result(netns_exec(ns) + [PYTHON, "-m", "tests.webrtc_e2e.run_browser", "--host", address,
+            out = run_result(netns_exec(ns) + [PYTHON, "-m", "tests.e2e.webrtc.run_browser", "--host", address,
                                                "--wav", str(microphone_wav), "--shot", str(shot)], timeout=240)
     except NetnsUnavailable as exc:
         reason = f"browser WebRTC test skipped: aiortc needs a routable address and {exc}"
@@ -89,14 +89,14 @@ def test_browser_webrtc_call(chromium, microphone_wav):
 def test_browser_websocket_mode(chromium, microphone_wav):
     shot = ARTIFACTS / "browser-websocket.png"
     shot.unlink(missing_ok=True)
-    out = run_result([PYTHON, "-m", "tests.webrtc_e2e.run_browser", "--mode", "websocket",
+    out = run_result([PYTHON, "-m", "tests.e2e.webrtc.run_browser", "--mode", "websocket",
                       "--wav", str(microphone_wav), "--shot", str(shot)], timeout=240)
     check_conversation(out, shot)
     assert out["rtp"] is None  # no peer connection in this mode
 
 
 def test_browser_microphone_denied(chromium):
-    out = run_result([PYTHON, "-m", "tests.webrtc_e2e.run_browser", "--deny-mic",
+    out = run_result([PYTHON, "-m", "tests.e2e.webrtc.run_browser", "--deny-mic",
                       "--shot", str(ARTIFACTS / "browser-denied.png")], timeout=120)
     assert "error" not in out, out
     assert out["status"] == "Microphone blocked"

@@ -3,7 +3,7 @@
 For WebRTC run it inside a network namespace, bound to the namespace's address (aiortc offers no loopback
 candidates); the WebSocket mode and the microphone-denied check also work on 127.0.0.1:
 
-    ip netns exec NS .venv/bin/python -m tests.webrtc_e2e.run_browser --host 192.0.2.7 --wav mic.wav --shot out.png
+    ip netns exec NS .venv/bin/python -m tests.e2e.webrtc.run_browser --host 192.0.2.7 --wav mic.wav --shot out.png
 """
 
 from __future__ import annotations

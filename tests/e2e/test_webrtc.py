@@ -1,142 +1,39 @@
-"""WebRTC calls: the echo gate, the outbound track, offers refused on loopback, and real aiortc calls.
+"""WebRTC over a real server: media pushed into a session, the echo gate in a live reply, offers refused or
+accepted on loopback, and real aiortc calls.
 
 The calls themselves need ICE, which aiortc never runs over 127.0.0.1: they run in a network namespace the
-test creates (tests/webrtc_e2e/netns.py) and are skipped, with the reason printed, where that is not permitted.
+test creates (tests/e2e/webrtc/netns.py) and are skipped, with the reason printed, where that is not permitted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from fractions import Fraction
 
-import av
 import httpx
 import jiwer
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 from dsp import resample
-from tests.helpers import collect_until, server_thread, speech, transcripts
-from tests.webrtc_e2e.harness import PYTHON, run_result, say
-from tests.webrtc_e2e.netns import NetnsUnavailable, netns_exec, network_namespace
+from tests.e2e.helpers import collect_until, server_thread
+from tests.e2e.webrtc.harness import PYTHON, run_result, say
+from tests.e2e.webrtc.netns import NetnsUnavailable, netns_exec, network_namespace
+from tests.e2e.webrtc.offers import make_offer
+from tests.helpers import speech, transcripts
 from voice.app import create_app
 from voice.auth import Principal
 from voice.client import RealtimeClient, decode_audio_delta
 from voice.config import Settings
+from voice.echo import rms_dbfs
 from voice.events import InputTranscriptionCompleted
-from voice.echo import CONFIRM_FRAMES, ECHO_FLOOR_DBFS, MARGIN_DB, EchoGate, rms_dbfs
 from voice.serving import running_server
-from voice.transports.webrtc.ice import parse_ice_servers, rtc_configuration
-from voice.transports.webrtc.track import FRAME_SAMPLES, AgentAudioTrack, frame_to_mono
 
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
 
 
-def tone(dbfs: float, frames: int = 1, rate: int = 16000) -> list[np.ndarray]:
-    """20 ms frames of a 300 Hz tone at an RMS of `dbfs`."""
-    n = rate // 50
-    t = np.arange(n * frames) / rate
-    amp = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
-    pcm = (amp * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
-    return [pcm[i * n:(i + 1) * n] for i in range(frames)]
-
-
 def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
-
-
-# -- the echo gate ---------------------------------------------------------------------------------
-
-def test_echo_gate_without_echo_uses_the_floor():
-    gate = EchoGate()
-    assert gate.echo_level() == ECHO_FLOOR_DBFS
-    assert gate.allow_barge_in(tone(ECHO_FLOOR_DBFS + MARGIN_DB + 5, 3))
-    assert not gate.allow_barge_in(tone(ECHO_FLOOR_DBFS + MARGIN_DB - 5, 3))
-
-
-def test_echo_gate_learns_the_echo_level():
-    gate = EchoGate()
-    for frame in tone(-30, 50):
-        gate.observe(frame)
-    assert abs(gate.echo_level() - (-30)) < 1.0
-    assert not gate.allow_barge_in(tone(-25, 3))  # echo-like: 5 dB above the echo
-    assert gate.allow_barge_in(tone(-15, 3))  # the user, clearly louder
-
-
-def test_echo_gate_leaves_the_onset_out_of_the_estimate():
-    gate = EchoGate()
-    for frame in tone(-45, 40):
-        gate.observe(frame)
-    onset = tone(-20, 3)
-    for frame in onset:  # the transport saw the onset frames before the VAD called them speech
-        gate.observe(frame)
-    assert gate.echo_level(exclude_newest=3) < -44
-    assert gate.allow_barge_in(onset)
-
-
-def test_echo_gate_lets_a_held_onset_through_when_the_speech_grows_louder():
-    gate = EchoGate()
-    assert not gate.allow_barge_in(tone(-58, 3))  # a breath before the word: held
-    assert gate.pending
-    assert not any(gate.confirm(f) for f in tone(-55, 10))  # still quiet
-    confirmations = [gate.confirm(f) for f in tone(-25, CONFIRM_FRAMES + 5)]
-    assert confirmations.count(True) == 1 and confirmations[CONFIRM_FRAMES - 1]
-    assert not gate.pending
-
-
-def test_rms_dbfs():
-    assert rms_dbfs(np.zeros(320, np.int16)) == -120.0
-    assert abs(rms_dbfs(tone(-20)[0]) - (-20)) < 0.2
-
-
-# -- the outbound track and helpers -----------------------------------------------------------------
-
-async def test_agent_track_paces_frames_and_reports_playback():
-    seen: list[tuple[str, str | None]] = []
-    track = AgentAudioTrack(lambda kind, rid: seen.append((kind, rid)))
-    track.enqueue("resp_1", np.full(FRAME_SAMPLES + FRAME_SAMPLES // 2, 1000, np.int16))
-    track.finish("resp_1")
-    frames = [await track.recv() for _ in range(3)]
-    assert [f.pts for f in frames] == [0, 960, 1920]
-    assert all(f.samples == 960 and f.sample_rate == 48000 and f.time_base == Fraction(1, 48000) for f in frames)
-    assert all(f.layout.name == "mono" and f.format.name == "s16" for f in frames)
-    pcm = [frame_to_mono(f) for f in frames]
-    assert (pcm[0] == 1000).all() and (pcm[1][:480] == 1000).all() and not pcm[1][480:].any()
-    assert not pcm[2].any()  # idle: silence
-    assert seen == [("output_audio_buffer.started", "resp_1"), ("output_audio_buffer.stopped", "resp_1")]
-    track.stop()
-
-
-async def test_agent_track_flush_drops_everything_queued():
-    track = AgentAudioTrack()
-    track.enqueue("resp_2", np.full(FRAME_SAMPLES * 50, 1000, np.int16))
-    assert (frame_to_mono(await track.recv()) == 1000).all()
-    assert track.flush() == "resp_2"
-    assert track.queued_samples == 0
-    assert not frame_to_mono(await track.recv()).any()
-    assert track.flush() is None  # nothing left to clear
-    track.stop()
-
-
-def test_frame_to_mono_mixes_packed_stereo():
-    frame = av.AudioFrame.from_ndarray(np.array([[100, 300, -200, -400]], dtype=np.int16), format="s16", layout="stereo")
-    frame.sample_rate = 48000
-    assert frame_to_mono(frame).tolist() == [200, -300]
-
-
-def test_ice_servers_setting():
-    assert parse_ice_servers("") == []
-    assert parse_ice_servers("stun:stun.example.org:3478, turn:turn.example.org") == [
-        {"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org"}]
-    assert parse_ice_servers('[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]') == [
-        {"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]
-    with pytest.raises(ValueError):
-        parse_ice_servers("http://not-ice.example.org")
-    with pytest.raises(ValueError):
-        parse_ice_servers("[not json")
-    assert rtc_configuration([]).iceServers == []  # never None: aiortc would fall back to a public STUN server
 
 
 # -- the session side -------------------------------------------------------------------------------
@@ -194,15 +91,6 @@ async def test_echo_gate_keeps_the_agent_talking_over_its_own_echo():
 
 
 # -- offers refused or accepted, on loopback (no ICE needed) ------------------------------------------
-
-async def make_offer(*, audio: bool = True, channel: bool = True) -> tuple[RTCPeerConnection, str]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    if audio:
-        pc.addTransceiver("audio", direction="sendrecv")
-    if channel:
-        pc.createDataChannel("oai-events")
-    await pc.setLocalDescription(await pc.createOffer())
-    return pc, pc.localDescription.sdp
 
 
 def error_code(r: httpx.Response) -> str:
@@ -321,7 +209,7 @@ def aiortc_calls():
     """One server and an aiortc caller inside a fresh namespace: conversation, barge-in, clear, vanished peer."""
     try:
         with network_namespace() as (ns, address):
-            return run_result(netns_exec(ns) + [PYTHON, "-m", "tests.webrtc_e2e.run_client", "--host", address,
+            return run_result(netns_exec(ns) + [PYTHON, "-m", "tests.e2e.webrtc.run_client", "--host", address,
                                                 "--scenarios", "conversation,bargein,clear,tabclose"], timeout=280)
     except NetnsUnavailable as exc:
         reason = f"WebRTC end-to-end skipped: aiortc needs a routable address and {exc}"
@@ -388,3 +276,4 @@ def test_webrtc_vanished_peer_frees_the_call(aiortc_calls):
     out = scenario(aiortc_calls, "tabclose")
     assert out["sessions_while_connected"] == 1
     assert out["sessions_after_close"] == 0 and out["calls_after_close"] == 0
+
