@@ -1,4 +1,5 @@
-"""voice/recognition.py: BackgroundRecognition: a stream that falls behind sheds partials, says so, and still gives the final."""
+"""voice/recognition.py: BackgroundRecognition: a stream that falls behind sheds partials, says so, and still gives
+the final."""
 
 from __future__ import annotations
 

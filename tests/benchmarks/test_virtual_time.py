@@ -1,4 +1,4 @@
-"""The router's real call path in virtual time (benchmarks/virtual_time.py), as the router benchmark runs it:
+"""benchmarks/virtual_time.py: the router's real call path in virtual time, as the router benchmark runs it:
 deadlines, attempt timings and the wall clock all follow the simulated clock, and nothing really sleeps."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import pytest
-from router_testkit import REQUEST, ScriptedChat, chat_entry
 
 from benchmarks.virtual_time import VirtualTimeLoop
 from router import CallContext, Role, Topic
@@ -17,6 +16,7 @@ from router.modes import DeploymentMode, make_policies
 from router.prober import probe
 from router.profiles import ModelProfile, ProfileSet
 from router.settings import RouterSettings
+from tests.router.router_testkit import REQUEST, ScriptedChat, chat_entry
 
 START = 1_750_000_000.0
 
