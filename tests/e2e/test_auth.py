@@ -41,8 +41,8 @@ async def test_client_secret_flow(test_mode_url):
     async with httpx.AsyncClient(base_url=test_mode_url) as http:
         refused = await http.post("/v1/realtime/client_secrets", json={})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "missing_api_key"
-        bad = await http.post("/v1/realtime/client_secrets", headers={"Authorization": "Bearer sk-good"},
-                              json={"session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/ogg"}}}}})
+        ogg = {"session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/ogg"}}}}}
+        bad = await http.post("/v1/realtime/client_secrets", headers={"Authorization": "Bearer sk-good"}, json=ogg)
         assert bad.status_code == 400
         ok = await http.post("/v1/realtime/client_secrets", headers={"Authorization": "Bearer sk-good"},
                              json={"expires_after": {"anchor": "created_at", "seconds": 60},

@@ -12,6 +12,8 @@ from tests.e2e.helpers import collect_until
 from tests.helpers import speech
 from voice.client import RealtimeClient
 
+TRANSCRIBED = "conversation.item.input_audio_transcription.completed"
+
 
 async def _still_works(client: RealtimeClient) -> None:
     await client.send({"type": "conversation.item.create", "item": {
@@ -38,15 +40,16 @@ CASES = [
     (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "format": {"type": "audio/mp3"}}}}}), "invalid_value", "session.audio.input.format"),
     (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-        "format": {"type": "audio/pcm", "rate": 44100}}}}}), "invalid_value", "session.audio.input.format.audio/pcm.rate"),
+        "format": {"type": "audio/pcm", "rate": 44100}}}}}), "invalid_value",
+     "session.audio.input.format.audio/pcm.rate"),
     (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "turn_detection": {"type": "server_vad", "threshold": 7}}}}}), "invalid_value",
      "session.audio.input.turn_detection.server_vad.threshold"),
     (json.dumps({"type": "session.update", "session": {"type": "transcription"}}), "invalid_value", "session.type"),
     (json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "robot", "content": []}}),
      "invalid_value", "item.role"),
-    (json.dumps({"type": "conversation.item.truncate", "item_id": "item_missing", "content_index": 0, "audio_end_ms": 5}),
-     "item_not_found", "item_id"),
+    (json.dumps({"type": "conversation.item.truncate", "item_id": "item_missing", "content_index": 0,
+                 "audio_end_ms": 5}), "item_not_found", "item_id"),
     (json.dumps({"type": "response.create", "response": {"output_modalities": ["video"]}}), "invalid_value",
      "response.output_modalities"),
 ]
@@ -108,7 +111,7 @@ async def test_audio_before_session_update_uses_defaults(server_url):
         created = await client.recv(timeout=10)
         assert created["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
         await client.stream_audio(np.concatenate([pcm, np.zeros(rate, np.int16)]), rate, speed=0)
-        events = await collect_until(client, lambda e: e["type"] == "conversation.item.input_audio_transcription.completed")
+        events = await collect_until(client, lambda e: e["type"] == TRANSCRIBED)
         assert events[-1]["transcript"]
         assert not any(e["type"] == "error" for e in events)
 

@@ -51,8 +51,10 @@ async def test_stalled_recogniser_worker_holds_up_no_other_session():
     router = _router_with_recognizer("stalled-sphinx", lambda: PocketsphinxRecognizer(
         PocketsphinxConfig(workers=1, serve=stalled_sphinx_worker.serve, stop_timeout_s=0.5)))
     # the stalled worker is 100 % busy, which admission would rightly hold against new sessions; both are in first
-    with server_thread(Settings(capacity=CapacityLimits(max_asr_busy=1.0, max_asr_backlog_s=1e6)), router=router) as url:
-        async with RealtimeClient(url) as a, RealtimeClient(url) as b, httpx.AsyncClient(base_url=url, timeout=10) as http:
+    settings = Settings(capacity=CapacityLimits(max_asr_busy=1.0, max_asr_backlog_s=1e6))
+    with server_thread(settings, router=router) as url:
+        async with (RealtimeClient(url) as a, RealtimeClient(url) as b,
+                    httpx.AsyncClient(base_url=url, timeout=10) as http):
             await collect_until(a, lambda e: e["type"] == "session.created")
             await collect_until(b, lambda e: e["type"] == "session.created")
             pcm, rate = _long_speech(20.0)
@@ -166,7 +168,8 @@ async def test_metrics_parse_and_move_with_traffic():
             before = _samples((await http.get("/metrics")).text)
             assert before[("somagent_sessions_active", ())] == 0
             async with RealtimeClient(url) as client:
-                await client.send({"type": "session.update", "session": {"type": "realtime", "somagent": {"events": True}}})
+                await client.send({"type": "session.update",
+                                   "session": {"type": "realtime", "somagent": {"events": True}}})
                 await client.send({"type": "input_audio_buffer.commit"})  # nothing to commit: an error
                 await collect_until(client, lambda e: e["type"] == "error")
                 await _refused(url)  # at the limit of one session
@@ -178,7 +181,8 @@ async def test_metrics_parse_and_move_with_traffic():
             assert during[("somagent_sessions_active", ())] == 1
             assert during[("somagent_sessions_opened_total", (("transport", "websocket"),))] == \
                 before.get(("somagent_sessions_opened_total", (("transport", "websocket"),)), 0) + 1
-            assert during[("somagent_sessions_refused_total", (("reason", "sessions"), ("transport", "websocket")))] == 1
+            refused = ("somagent_sessions_refused_total", (("reason", "sessions"), ("transport", "websocket")))
+            assert during[refused] == 1
             assert during[("somagent_errors_total", (("code", "input_audio_buffer_commit_empty"),))] == 1
             for stage in ("end_of_speech_to_final", "final_to_first_token", "first_token_to_first_audio",
                           "voice_to_voice"):

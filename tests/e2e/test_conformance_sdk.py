@@ -22,7 +22,12 @@ USER_TURN = [
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.done",
 ]
-RESPONSE_HEAD = ["response.created", "response.output_item.added", "conversation.item.added", "response.content_part.added"]
+RESPONSE_HEAD = [
+    "response.created",
+    "response.output_item.added",
+    "conversation.item.added",
+    "response.content_part.added",
+]
 RESPONSE_TAIL = [
     "response.output_audio.done",
     "response.output_audio_transcript.done",

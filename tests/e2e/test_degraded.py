@@ -20,7 +20,8 @@ from voice.serving import free_port
 def _router(dialogue: list[tuple[str, object]], tts_binary: str = "espeak-ng") -> ModelRouter:
     entries = [ModelEntry(name, Role.DIALOGUE, "test", factory) for name, factory in dialogue]
     entries += [ModelEntry("pocketsphinx-en-us", Role.SPEECH_RECOGNITION, "embedded", PocketsphinxRecognizer),
-                ModelEntry("tts", Role.SPEECH_SYNTHESIS, "embedded", lambda: EspeakSynthesizer(EspeakConfig(binary=tts_binary)))]
+                ModelEntry("tts", Role.SPEECH_SYNTHESIS, "embedded",
+                           lambda: EspeakSynthesizer(EspeakConfig(binary=tts_binary)))]
     names = [n for n, _ in dialogue]
     profiles = ProfileSet({Role.DIALOGUE: ModelProfile(Role.DIALOGUE, names[0], tuple(names[1:])),
                            Role.SPEECH_RECOGNITION: ModelProfile(Role.SPEECH_RECOGNITION, "pocketsphinx-en-us"),
@@ -39,11 +40,13 @@ async def _ask(url: str, text: str) -> list[dict]:
 
 def _dead_llm() -> OpenAICompatChat:
     # a real connection to a loopback port where nothing listens: the provider is down
-    return OpenAICompatChat(OpenAICompatConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="gone", timeout_s=5))
+    config = OpenAICompatConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="gone", timeout_s=5)
+    return OpenAICompatChat(config)
 
 
 async def test_reply_goes_out_as_text_when_synthesis_fails():
-    with server_thread(Settings(warmup=False), _router([("embedded", EmbeddedResponder)], "/nonexistent/espeak-ng")) as url:
+    router = _router([("embedded", EmbeddedResponder)], "/nonexistent/espeak-ng")
+    with server_thread(Settings(warmup=False), router) as url:
         events = await _ask(url, "ten of clubs")
     kinds = [e["type"] for e in events]
     assert "response.output_audio.delta" not in kinds
@@ -55,7 +58,8 @@ async def test_reply_goes_out_as_text_when_synthesis_fails():
 
 
 async def test_failed_provider_falls_back_before_any_output():
-    with server_thread(Settings(warmup=False), _router([("remote", _dead_llm), ("embedded", EmbeddedResponder)])) as url:
+    router = _router([("remote", _dead_llm), ("embedded", EmbeddedResponder)])
+    with server_thread(Settings(warmup=False), router) as url:
         events = await _ask(url, "go forward")
     transcript = next(e for e in events if e["type"] == "response.output_audio_transcript.done")["transcript"]
     assert transcript.startswith("I heard: go forward.")

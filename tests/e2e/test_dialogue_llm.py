@@ -12,7 +12,8 @@ from voice.replay import replay_file
 
 
 def _router(fake: FakeChatServer, model: str):
-    return build_default_router(OpenAICompatConfig(base_url=fake.base_url, model=model, timeout_s=10), database_url=None)
+    llm = OpenAICompatConfig(base_url=fake.base_url, model=model, timeout_s=10)
+    return build_default_router(llm, database_url=None)
 
 
 async def test_spoken_turn_is_answered_by_the_chat_server(fake_chat: FakeChatServer) -> None:

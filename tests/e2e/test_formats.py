@@ -44,7 +44,8 @@ async def test_opus_in_and_out(server_url):
 async def test_other_input_and_output_formats(server_url, fmt, rate):
     pcm, src = speech("goforward.wav")
     audio = resample(np.concatenate([pcm, np.zeros(src, np.int16)]), src, rate)
-    encode = {"audio/pcmu": ulaw_encode, "audio/pcma": alaw_encode}.get(fmt["type"], lambda x: x.astype("<i2").tobytes())
+    encode = {"audio/pcmu": ulaw_encode, "audio/pcma": alaw_encode}.get(
+        fmt["type"], lambda x: x.astype("<i2").tobytes())
     step = rate // 10
     async with RealtimeClient(server_url) as client:
         await client.recv(timeout=10)
@@ -57,7 +58,8 @@ async def test_other_input_and_output_formats(server_url, fmt, rate):
     else:  # telephone band: pocketsphinx's wideband model still hears words, not always the right ones
         assert transcript["transcript"].strip()
     raw = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
-    decoded = {"audio/pcmu": ulaw_decode, "audio/pcma": alaw_decode}.get(fmt["type"], lambda b: np.frombuffer(b, "<i2"))(raw)
+    decode = {"audio/pcmu": ulaw_decode, "audio/pcma": alaw_decode}.get(fmt["type"], lambda b: np.frombuffer(b, "<i2"))
+    decoded = decode(raw)
     seconds = len(decoded) / rate
     assert seconds > 1.0 and np.abs(decoded.astype(np.int32)).max() > 1000
 

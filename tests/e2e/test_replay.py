@@ -63,7 +63,8 @@ def test_replay_cli_json_with_malformed_files():
 
 @pytest.mark.parametrize("asr,model", [("faster-whisper", "faster-whisper"), ("pocketsphinx", "pocketsphinx-en-us")])
 def test_replay_cli_chooses_the_recogniser(asr, model):
-    args = [sys.executable, "-m", "voice", "replay", str(SPEECH / "goforward.wav"), "--json", "--speed", "0", "--asr", asr]
+    args = [sys.executable, "-m", "voice", "replay", str(SPEECH / "goforward.wav"), "--json", "--speed", "0",
+            "--asr", asr]
     if asr == "faster-whisper":
         args += ["--asr-model", str(ROOT / "fixtures" / "models" / "whisper-tiny-random")]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=ROOT)
@@ -76,5 +77,6 @@ def test_replay_cli_chooses_the_recogniser(asr, model):
 
 def test_replay_cli_refuses_asr_with_url():
     proc = subprocess.run([sys.executable, "-m", "voice", "replay", str(SPEECH / "goforward.wav"), "--url",
-                           "http://127.0.0.1:9", "--asr", "pocketsphinx"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+                           "http://127.0.0.1:9", "--asr", "pocketsphinx"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and "--url" in proc.stderr

@@ -10,6 +10,8 @@ from tests.helpers import SPEECH, speech
 from voice.client import RealtimeClient
 from voice.replay import replay_file
 
+TRANSCRIBED = "conversation.item.input_audio_transcription.completed"
+
 
 async def test_two_utterances_make_two_turns(server_url, tmp_path):
     a, rate = speech("cards-001.wav")
@@ -76,7 +78,7 @@ async def test_manual_commit_without_turn_detection(server_url):
         assert err[-1]["error"]["event_id"] == "evt_empty"
         await client.stream_audio(pcm, rate, speed=0)
         await client.send({"type": "input_audio_buffer.commit"})
-        events = await collect_until(client, lambda e: e["type"] == "conversation.item.input_audio_transcription.completed")
+        events = await collect_until(client, lambda e: e["type"] == TRANSCRIBED)
         assert "input_audio_buffer.speech_started" not in types(events)  # no VAD in manual mode
         assert "clubs" in events[-1]["transcript"] or "seven" in events[-1]["transcript"]
         # no response without turn detection's create_response: the client asks
@@ -105,8 +107,8 @@ async def test_response_cancel_by_client(server_url):
 
 
 async def test_silero_vad_chosen_per_session(server_url):
-    result = await replay_file(server_url, SPEECH / "goforward.wav", speed=0,
-                               session={"audio": {"input": {"turn_detection": {"type": "server_vad", "vad": "silero"}}}})
+    silero = {"audio": {"input": {"turn_detection": {"type": "server_vad", "vad": "silero"}}}}
+    result = await replay_file(server_url, SPEECH / "goforward.wav", speed=0, session=silero)
     assert result.error is None and not result.session_errors
     assert len(result.turns) == 1 and "forward" in result.turns[0].user_transcript
 

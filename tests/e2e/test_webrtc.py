@@ -172,7 +172,8 @@ async def test_official_sdk_multipart_offer():
         client = AsyncOpenAI(base_url=url + "/v1", api_key="sk-anything")
         try:
             raw = await client.realtime.calls.with_raw_response.create(
-                sdp=offer, session={"type": "realtime", "instructions": "Be brief.", "audio": {"output": {"voice": "marin"}}})
+                sdp=offer,
+                session={"type": "realtime", "instructions": "Be brief.", "audio": {"output": {"voice": "marin"}}})
             assert raw.http_response.status_code == 201
             assert raw.http_response.request.headers["content-type"].startswith("multipart/form-data")
             assert raw.http_response.headers["content-type"].startswith("application/sdp")

@@ -76,7 +76,8 @@ async def test_monitor_sees_a_blocked_loop():
     from voice.capacity import LoadMonitor
 
     lags: list[float] = []
-    monitor = LoadMonitor(CapacityLimits(max_loop_lag_ms=40, window_s=0.4), sessions=lambda: 2, backlog=dict, on_lag=lags.append)
+    limits = CapacityLimits(max_loop_lag_ms=40, window_s=0.4)
+    monitor = LoadMonitor(limits, sessions=lambda: 2, backlog=dict, on_lag=lags.append)
     await monitor.start()
     try:
         for _ in range(6):
@@ -103,7 +104,8 @@ async def test_monitor_reads_recogniser_workers_busy_share_and_refuses_past_it()
     limits = CapacityLimits(max_asr_busy=0.8, window_s=0.4, asr_window_s=0.4)
 
     def monitor(sessions: int, busy) -> LoadMonitor:
-        return LoadMonitor(limits, sessions=lambda: sessions, backlog=dict, occupancy=busy, thread_clock=_ThreadClock(0))
+        return LoadMonitor(limits, sessions=lambda: sessions, backlog=dict, occupancy=busy,
+                           thread_clock=_ThreadClock(0))
 
     light = monitor(4, occupancy(0.3, 0.1))
     await _sampled(light)

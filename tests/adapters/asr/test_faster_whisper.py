@@ -73,7 +73,8 @@ async def test_partials_then_a_final_with_timed_words(recognizer):
 
     assert partials, "no partial transcript while streaming"
     assert all(not p.is_final and p.text for p in partials)
-    assert all(a.text != b.text for a, b in zip(partials, partials[1:]))  # only when the hypothesis changed
+    # only when the hypothesis changed
+    assert all(a.text != b.text for a, b in zip(partials, partials[1:], strict=False))
     assert final.is_final and final.text
     assert final.audio_s == pytest.approx(len(pcm) / 16000)
     assert final.text == " ".join(w.word for w in final.words)
@@ -188,7 +189,7 @@ async def test_three_streams_share_one_model_and_take_turns(monkeypatch):
         await rec.start()
         streams = [rec.stream() for _ in range(3)]
         clips = [speech("cards-005.wav", 2.0), speech("librivox-0870.wav", 2.0), speech("cards-002.wav", 1.9)]
-        await asyncio.gather(*(feed(s, c) for s, c in zip(streams, clips)))
+        await asyncio.gather(*(feed(s, c) for s, c in zip(streams, clips, strict=True)))
         finals = await asyncio.gather(*(s.finish() for s in streams))
 
         assert len(constructed) == 1 and constructed[0]["local_files_only"] is True

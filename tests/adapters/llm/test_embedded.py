@@ -12,7 +12,9 @@ def _req(*texts):
 
 
 def test_embedded_responder_is_honest_and_simple():
-    clock = lambda: datetime(2026, 11, 21, 14, 5, tzinfo=timezone.utc)
+    def clock() -> datetime:
+        return datetime(2026, 11, 21, 14, 5, tzinfo=timezone.utc)
+
     bot = EmbeddedResponder(clock=clock)
     assert bot.reply_to(_req("what time is it")) == "It's 14:05."
     assert bot.reply_to(_req("what's the date today")) == "Today is Saturday, November 21, 2026."

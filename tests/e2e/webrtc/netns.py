@@ -43,7 +43,8 @@ def network_namespace(prefix: str = "sgv") -> Iterator[tuple[str, str]]:
             _ip("-n", name, "link", "set", "v0", "up")
             _ip("-n", name, "link", "set", "v1", "up")
         except subprocess.CalledProcessError as exc:
-            raise NetnsUnavailable(f"could not set up the namespace ({' '.join(exc.cmd)}): {exc.stderr.strip()}") from None
+            step = " ".join(exc.cmd)
+            raise NetnsUnavailable(f"could not set up the namespace ({step}): {exc.stderr.strip()}") from None
         yield name, address
     finally:
         _ip("netns", "del", name, check=False)

@@ -125,7 +125,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": args.mode}
     app = create_app(Settings(capacity=CapacityLimits(measured=False)))  # the harness shares the server's loop
     async with running_server(app, host=args.host) as base:
-        flags = QUIET_FLAGS + [f"--unsafely-treat-insecure-origin-as-secure={base}", "--use-fake-device-for-media-stream"]
+        flags = QUIET_FLAGS + [f"--unsafely-treat-insecure-origin-as-secure={base}",
+                               "--use-fake-device-for-media-stream"]
         if args.deny_mic:
             flags.append("--deny-permission-prompts")
         else:
@@ -135,7 +136,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 page = await browser.new_page(viewport={"width": 900, "height": 760})
                 console: list[str] = []
-                page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
+                        if m.type in ("error", "warning") else None)
                 page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
                 await page.goto(base + "/")
                 out["title"] = await page.title()

@@ -120,7 +120,8 @@ class Caller:
         if via_sdk:  # what the official client sends: multipart sdp + session, Accept: application/sdp
             from openai import AsyncOpenAI
             client = AsyncOpenAI(base_url=self.base + "/v1", api_key="unused-in-developer-light")
-            raw = await client.realtime.calls.with_raw_response.create(sdp=offer, session=session or {"type": "realtime"})
+            raw = await client.realtime.calls.with_raw_response.create(
+                sdp=offer, session=session or {"type": "realtime"})
             self.status = raw.http_response.status_code
             location = raw.http_response.headers.get("location", "")
             answer = raw.http_response.text
@@ -236,8 +237,9 @@ async def conversation(base: str, app) -> dict[str, Any]:
     out: dict[str, Any] = {"status": c.status, "call_id": c.call_id}
     _, created = await c.wait(is_type("session.created"))
     out["output_format"] = created["session"]["audio"]["output"]["format"]
+    pcm24 = {"format": {"type": "audio/pcm", "rate": 24000}}
     c.send({"type": "session.update", "session": {"type": "realtime", "somagent": {"events": True},
-                                                  "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}}}}})
+                                                  "audio": {"output": pcm24}}})
     _, updated = await c.wait(is_type("session.updated"))
     out["output_format_after_update"] = updated["session"]["audio"]["output"]["format"]
     c.mic.play(speech48("goforward.wav"))
@@ -247,7 +249,8 @@ async def conversation(base: str, app) -> dict[str, Any]:
     out["response_status"] = done["response"]["status"]
     started_at, _ = next((at, e) for at, e in c.events if e["type"] == "output_audio_buffer.started")
     await c.wait(is_type("output_audio_buffer.stopped", response_id=done["response"]["id"]), 60)
-    out["agent_transcript"] = next(e["transcript"] for _, e in c.events if e["type"] == "response.output_audio_transcript.done")
+    out["agent_transcript"] = next(e["transcript"] for _, e in c.events
+                                   if e["type"] == "response.output_audio_transcript.done")
     out["loud_frames"] = c.loud_frames(started_at)
     out["frames_received"] = len(c.frames)
     out["call_info"] = await c.info()
@@ -292,9 +295,11 @@ async def bargein(base: str, app) -> dict[str, Any]:
     nxt = next((at for at, e in c.events if e["type"] == "output_audio_buffer.started" and at > cleared_at), None)
     out["loud_frames_after_clear"] = c.loud_frames(cleared_at + 0.1, min(cleared_at + 1.0, nxt or float("inf")))
     out["loud_frames_before_clear"] = c.loud_frames(started_at, cleared_at)
-    out["reply_words"] = len(next(e["transcript"] for _, e in c.events
-                                  if e["type"] == "response.output_audio_transcript.done" and e["response_id"] == rid).split())
-    out["truncated"] = [compact(e) | {"item_id": e["item_id"]} for _, e in c.events if e["type"] == "conversation.item.truncated"]
+    reply = next(e["transcript"] for _, e in c.events
+                 if e["type"] == "response.output_audio_transcript.done" and e["response_id"] == rid)
+    out["reply_words"] = len(reply.split())
+    out["truncated"] = [compact(e) | {"item_id": e["item_id"]} for _, e in c.events
+                        if e["type"] == "conversation.item.truncated"]
     out["reply_item_id"] = next(e["item"]["id"] for _, e in c.events
                                 if e["type"] == "response.output_item.added" and e["response_id"] == rid)
     _, final = await c.wait(is_type("conversation.item.input_audio_transcription.completed"), 30, anywhere=True)

@@ -39,6 +39,7 @@ async def test_agent_track_flush_drops_everything_queued():
 
 
 def test_frame_to_mono_mixes_packed_stereo():
-    frame = av.AudioFrame.from_ndarray(np.array([[100, 300, -200, -400]], dtype=np.int16), format="s16", layout="stereo")
+    packed = np.array([[100, 300, -200, -400]], dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
     frame.sample_rate = 48000
     assert frame_to_mono(frame).tolist() == [200, -300]
