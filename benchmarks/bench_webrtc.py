@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.webrtc_e2e.harness import PYTHON, run_result
-from tests.webrtc_e2e.netns import NetnsUnavailable, netns_exec, network_namespace
+from tests.e2e.webrtc.harness import PYTHON, run_result
+from tests.e2e.webrtc.netns import NetnsUnavailable, netns_exec, network_namespace
 from voice.app import create_app
 from voice.capacity import CapacityLimits
 from voice.config import Settings
@@ -74,7 +74,7 @@ def main() -> None:
     with _own_router_database() as db:
         try:
             with network_namespace("sgvb") as (ns, address):
-                rtc = run_result(netns_exec(ns) + [PYTHON, "-m", "tests.webrtc_e2e.run_client", "--host", address,
+                rtc = run_result(netns_exec(ns) + [PYTHON, "-m", "tests.e2e.webrtc.run_client", "--host", address,
                                                    "--scenarios", "bench", "--files", ",".join(FILES * ROUNDS),
                                                    "--timeout", "150"],
                                  timeout=200, env={"SOMAGENT_DATABASE_URL": db})

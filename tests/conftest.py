@@ -1,16 +1,29 @@
+"""Fixtures for every test: the router's database kept out of ./data, and the fake streaming chat server
+(the router's failover tests and the end-to-end dialogue tests both talk to it)."""
+
 import os
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import server_thread
+from tests.router.fake_chat_server import FakeChatServer
 
 # The router persists to SQLite; tests keep it out of ./data.
 os.environ.setdefault("SOMAGENT_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sgv-test-')}/router.db")
 
 
 @pytest.fixture(scope="session")
-def server_url():
-    """One developer-light server (embedded parts) shared by the tests that need no special settings."""
-    with server_thread() as url:
-        yield url
+def chat_server() -> Iterator[FakeChatServer]:
+    server = FakeChatServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_chat(chat_server: FakeChatServer) -> Iterator[FakeChatServer]:
+    chat_server.reset()
+    yield chat_server
+    chat_server.reset()

@@ -1,5 +1,5 @@
 """Fixtures for the router tests: a throwaway real PostgreSQL cluster, database URLs for SQLite and
-PostgreSQL, the fake streaming chat server, and a manual clock."""
+PostgreSQL, and a manual clock. (The fake streaming chat server's fixtures are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,11 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fake_chat_server import FakeChatServer  # noqa: E402
-
-from router.clock import ManualClock  # noqa: E402
+from router.clock import ManualClock
 
 
 @dataclass(frozen=True)
@@ -149,22 +144,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'router.db'}"
     return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture(scope="session")
-def chat_server() -> Iterator[FakeChatServer]:
-    server = FakeChatServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake_chat(chat_server: FakeChatServer) -> Iterator[FakeChatServer]:
-    chat_server.reset()
-    yield chat_server
-    chat_server.reset()
 
 
 @pytest.fixture

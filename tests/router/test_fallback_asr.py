@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from router_testkit import drain
 
 from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript
 from adapters.errors import AdapterError
@@ -14,6 +13,7 @@ from router.catalog import ModelEntry
 from router.defaults import build_default_router
 from router.fallback_asr import FallbackRecognizer
 from router.profiles import ModelProfile
+from tests.router.router_testkit import drain
 
 CTX = CallContext(tenant="t", persona="p", conversation_id="c", session_id="s")
 CHUNK = np.ones(1600, np.int16)  # 0.1 s

@@ -32,3 +32,10 @@ def test_the_router_cannot_run_in_another_mode_than_the_server():
     models = ModelSettings(router=replace(RouterSettings(), mode=DeploymentMode.PRODUCTION))
     with pytest.raises(ValueError, match="not the server's"):
         Settings(deployment_mode="test", models=models)
+
+
+def test_settings_reject_unknown_mode():
+    with pytest.raises(ValueError, match="SOMAGENT_DEPLOYMENT_MODE"):
+        Settings.from_env({"SOMAGENT_DEPLOYMENT_MODE": "staging"})
+    s = Settings.from_env({"SOMAGENT_DEPLOYMENT_MODE": "production", "SOMAGENT_API_KEYS": "a, b,,"})
+    assert s.api_keys == frozenset({"a", "b"}) and s.requires_key

@@ -1,5 +1,6 @@
-"""adapters/asr/pocketsphinx.py: the worker queue serves a stream whose utterance has ended before streams
-still speaking, and its backlog counts what is queued."""
+"""adapters/asr/pocketsphinx.py: partials, timed words and confidence on real speech; a crashed worker fails one
+utterance and is replaced; the worker queue serves a stream whose utterance has ended before streams still
+speaking, and its backlog counts what is queued."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 import functools
 
 import numpy as np
+import pytest
 
 from adapters.asr.pocketsphinx import PocketsphinxConfig, PocketsphinxRecognizer
+from adapters.errors import AdapterError
 from tests.doubles import recording_sphinx_worker
+from tests.helpers import speech
 
 QUARTER_S = np.zeros(4000, np.int16)  # 0.25 s at 16 kHz: one request each
 
@@ -57,5 +61,46 @@ async def test_without_expedite_requests_are_served_in_arrival_order(tmp_path):
         log.write_text("")
         await asyncio.gather(*(s.push(QUARTER_S) for s in streams))
         assert log.read_text().split() == [x for s in streams for x in ("push", str(s._sid))]
+    finally:
+        await rec.aclose()
+
+
+async def test_pocketsphinx_streams_partials_words_and_confidence():
+    rec = PocketsphinxRecognizer()
+    await rec.start()
+    pcm, _ = speech("goforward.wav")
+    stream = rec.stream()
+    partials = []
+    for i in range(0, len(pcm), 320):
+        p = await stream.push(pcm[i:i + 320])
+        if p is not None:
+            partials.append(p)
+    final = await stream.finish()
+    await rec.aclose()
+    assert len(partials) >= 3 and all(not p.is_final for p in partials)
+    assert final.is_final and final.text.startswith("go forward")
+    assert [w.word for w in final.words] == final.text.split()
+    starts = [w.start_s for w in final.words]
+    assert starts == sorted(starts) and all(w.end_s > w.start_s for w in final.words)
+    assert final.words[-1].end_s <= final.audio_s + 0.01
+    assert 0.0 <= final.confidence <= 1.0
+
+
+async def test_pocketsphinx_worker_crash_fails_one_utterance_then_recovers():
+    rec = PocketsphinxRecognizer(PocketsphinxConfig(workers=1))
+    await rec.start()
+    pcm, _ = speech("goforward.wav")
+    try:
+        doomed = rec.stream()
+        await doomed.push(pcm[:3200])
+        rec._workers[0]._process.kill()  # the decoding process dies mid-utterance
+        with pytest.raises(AdapterError):
+            for i in range(3200, len(pcm), 320):
+                await doomed.push(pcm[i:i + 320])
+            await doomed.finish()
+        fresh = rec.stream()  # a new worker is started for the next utterance
+        for i in range(0, len(pcm), 320):
+            await fresh.push(pcm[i:i + 320])
+        assert (await fresh.finish()).text.startswith("go forward")
     finally:
         await rec.aclose()

@@ -1,0 +1,215 @@
+"""voice/session.py: one Realtime session driven through the voice test kit (tests/voice/kit.py): real VAD, turn
+loop and router over a scripted recogniser, dialogue model and synthesiser, on a manual clock, with no server."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsp import resample
+from tests.voice.kit import MS_PER_CHAR, decode_output, speech_clip, voice_session
+
+LONG_REPLY = "Sure, here is a long story. It goes on and on for a while before it ends."
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def one(events: list[dict], kind: str) -> dict:
+    (event,) = [e for e in events if e["type"] == kind]
+    return event
+
+
+async def test_speech_in_gives_a_transcript_and_a_spoken_reply():
+    async with voice_session(transcripts=["turn on the lights"], replies=["The lights are on. Anything else?"]) as kit:
+        created = await kit.next()
+        assert created["type"] == "session.created"
+        assert created["session"]["audio"]["input"]["transcription"]["model"] == "scripted-asr"  # the server's default
+        clip = speech_clip()
+        await kit.speak(clip)
+        events = await kit.until("response.done")
+    kinds = types(events)
+    turn = ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
+            "conversation.item.input_audio_transcription.completed", "response.created", "response.output_audio.delta",
+            "response.output_audio.done", "response.done"]
+    assert [kinds.index(k) for k in turn] == sorted(kinds.index(k) for k in turn), kinds
+    started = one(events, "input_audio_buffer.speech_started")
+    stopped = one(events, "input_audio_buffer.speech_stopped")
+    assert 0 <= started["audio_start_ms"] < stopped["audio_end_ms"] <= len(clip) / 16
+    committed = one(events, "input_audio_buffer.committed")
+    completed = one(events, "conversation.item.input_audio_transcription.completed")
+    assert completed["transcript"] == "turn on the lights" and completed["item_id"] == committed["item_id"]
+    assert started["item_id"] == committed["item_id"]
+    (stream,) = kit.asr.streams  # one utterance, finished, fed the speech and the silence that ended it (300 ms)
+    assert stream.finished and 1.0 < stream.samples / 16000 <= stopped["audio_end_ms"] / 1000 + 0.3
+
+    (request,) = kit.llm.requests
+    assert request.messages[-1].role == "user" and request.messages[-1].content == "turn on the lights"
+    done = events[-1]["response"]
+    assert done["status"] == "completed"
+    assert one(events, "response.output_audio_transcript.done")["transcript"] == "The lights are on. Anything else?"
+    assert kit.tts.spoken == ["The lights are on.", "Anything else?"]
+    audio = np.frombuffer(kit.audio(events, done["id"]), "<i2")  # 24 kHz PCM, the session's default output
+    expected_ms = sum(len(s) for s in kit.tts.spoken) * MS_PER_CHAR
+    assert abs(len(audio) / 24 - expected_ms) < 5 and np.abs(audio).max() > 4000
+    metrics = kit.session.turns.metrics[-1]
+    assert metrics.item_id == committed["item_id"] and metrics.response_id == done["id"]
+
+
+async def test_response_cancel_stops_the_reply_and_the_model():
+    async with voice_session(replies=[LONG_REPLY, "Fine."]) as kit:
+        await kit.next()
+        kit.llm.hold(after=7)  # "Sure, here is a long story. It" and then nothing, until released
+        await kit.say_text("tell me a story")
+        head = await kit.until("response.output_audio.delta")
+        response_id = head[-1]["response_id"]
+        await kit.llm.held()
+        await kit.send({"type": "response.create", "event_id": "evt_second"})  # one response at a time
+        await kit.send({"type": "response.cancel"})
+        events = await kit.until("response.done")
+        errors = [e["error"] for e in events if e["type"] == "error"]
+        assert [(e["code"], e["event_id"]) for e in errors] == [
+            ("conversation_already_has_active_response", "evt_second")]
+        done = events[-1]["response"]
+        assert (done["id"], done["status"], done["status_details"]["reason"]) == (response_id, "cancelled",
+                                                                                 "client_cancelled")
+        assert done["output"][0]["status"] == "incomplete"
+        assert kit.llm.closed_early == 1  # the model's stream was closed, not left running
+        assert not kit.session.turns.responding
+        kit.llm.release()
+        await kit.send({"type": "response.cancel"})  # nothing left to cancel
+        assert (await kit.until("error"))[-1]["error"]["code"] == "response_cancel_not_active"
+        await kit.say_text("and now?")
+        after = await kit.until("response.done")
+    assert not [e for e in after if e.get("response_id") == response_id]  # not one more event for the cancelled one
+    assert after[-1]["response"]["status"] == "completed"
+    assert one(after, "response.output_audio_transcript.done")["transcript"] == "Fine."
+
+
+async def test_barge_in_cancels_the_reply_and_keeps_only_what_was_heard():
+    async with voice_session(transcripts=["stop, what time is it"], replies=[LONG_REPLY, "It is noon."]) as kit:
+        await kit.next()
+        kit.llm.hold(after=7)
+        await kit.say_text("tell me a story")
+        head = await kit.until("response.output_audio.delta")
+        response_id, item_id = head[-1]["response_id"], head[-1]["item_id"]
+        await kit.llm.held()
+        kit.clock.advance(0.125)  # the client has played the first 125 ms of the reply
+        await kit.speak()  # the user talks over it
+        events = await kit.until(lambda e: e["type"] == "response.done" and e["response"]["id"] == response_id)
+        kinds = types(events)
+        assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
+        done = events[-1]["response"]
+        assert (done["status"], done["status_details"]["reason"]) == ("cancelled", "turn_detected")
+        rest = await kit.until(lambda e: e["type"] == "response.done" and e["response"]["id"] != response_id)
+        truncated = one(events + rest, "conversation.item.truncated")
+        assert (truncated["item_id"], truncated["audio_end_ms"]) == (item_id, 125)
+        assert kit.session.turns.barge_ins == 1
+        await kit.send({"type": "conversation.item.retrieve", "item_id": item_id})
+        kept = (await kit.until("conversation.item.retrieved"))[-1]["item"]["content"][0]["transcript"]
+    generated = done["output"][0]["content"][0]["transcript"]
+    assert generated.startswith("Sure, here is a long story.")
+    assert kept and generated.startswith(kept) and len(kept.split()) < len(generated.split())
+    assert not [e for e in rest if e.get("response_id") == response_id and e["type"] == "response.output_audio.delta"]
+    # the user's interruption is a turn of its own, answered with the conversation as the user heard it
+    assert one(rest, "conversation.item.input_audio_transcription.completed")["transcript"] == "stop, what time is it"
+    assert rest[-1]["response"]["status"] == "completed"
+    second = kit.llm.requests[-1].messages
+    assert [(m.role, m.content) for m in second[-3:]] == [("user", "tell me a story"), ("assistant", kept),
+                                                          ("user", "stop, what time is it")]
+
+
+async def test_bad_client_events_get_an_error_and_the_session_goes_on():
+    async with voice_session(replies=["Still here."]) as kit:
+        await kit.next()
+        await kit.send_raw("{not json")
+        await kit.send({"type": "no.such.event", "event_id": "evt_1"})
+        await kit.send({"type": "input_audio_buffer.append", "audio": "%%%not-base64%%%"})
+        await kit.send({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {
+            "format": {"type": "audio/mp3"}}}}})
+        errors = [(await kit.until("error"))[-1]["error"] for _ in range(4)]
+        assert [(e["code"], e["param"]) for e in errors] == [
+            ("invalid_json", None), ("unknown_event_type", "type"), ("invalid_base64", "audio"),
+            ("invalid_value", "session.audio.output.format")]
+        assert errors[1]["event_id"] == "evt_1" and all(e["message"] for e in errors)
+        assert kit.session.config.audio.output.format.type == "audio/pcm"  # the bad update changed nothing
+        await kit.say_text("are you there", output_modalities=["text"])
+        events = await kit.until("response.done")
+    assert "error" not in types(events) and "response.output_audio.delta" not in types(events)
+    assert one(events, "response.output_text.done")["text"] == "Still here."
+    assert events[-1]["response"]["status"] == "completed"
+    assert kit.session.errors_sent == 4
+
+
+async def test_session_update_changes_the_output_format():
+    async with voice_session(replies=["One two three.", "One two three."]) as kit:
+        await kit.next()
+        await kit.say_text("count")
+        pcm = await kit.until("response.done")
+        await kit.send({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {
+            "format": {"type": "audio/pcmu"}}}}})
+        updated = (await kit.until("session.updated"))[-1]
+        assert updated["session"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+        await kit.say_text("count again")
+        ulaw = await kit.until("response.done")
+    expected_ms = len("One two three.") * MS_PER_CHAR
+    assert pcm[-1]["response"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert ulaw[-1]["response"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    as_pcm = kit.audio(pcm)
+    as_ulaw = kit.audio(ulaw)
+    assert abs(len(as_pcm) / 48 - expected_ms) < 5  # 24 kHz, 2 bytes a sample
+    assert abs(len(as_ulaw) / 8 - expected_ms) < 5  # 8 kHz, 1 byte a sample
+    tone = decode_output(as_ulaw, {"type": "audio/pcmu"})
+    assert np.abs(tone.astype(np.int32)).max() > 4000
+    reference = resample(decode_output(as_pcm, {"type": "audio/pcm"}), 24000, 8000)
+    n = min(len(reference), len(tone))
+    assert np.corrcoef(reference[100:n - 100], tone[100:n - 100])[0, 1] > 0.95  # the same voice, re-encoded
+
+
+async def test_session_update_changes_the_input_format():
+    async with voice_session(transcripts=["go forward"]) as kit:
+        await kit.next()
+        await kit.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "format": {"type": "audio/pcma"}}}}})
+        assert (await kit.until("session.updated"))[-1]["session"]["audio"]["input"]["format"] == {"type": "audio/pcma"}
+        await kit.speak()  # A-law at 8 kHz now
+        events = await kit.until("conversation.item.input_audio_transcription.completed")
+    assert "input_audio_buffer.speech_stopped" in types(events) and "error" not in types(events)
+    assert events[-1]["transcript"] == "go forward"
+    (stream,) = kit.asr.streams
+    assert 1.0 < stream.samples / 16000 < len(speech_clip()) / 16000  # decoded and resampled to 16 kHz
+
+
+async def test_manual_commit_without_turn_detection():
+    async with voice_session(transcripts=["seven of clubs"], replies=["Noted."]) as kit:
+        await kit.next()
+        await kit.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "turn_detection": None}}}})
+        await kit.until("session.updated")
+        await kit.send({"type": "input_audio_buffer.commit", "event_id": "evt_empty"})
+        error = (await kit.until("error"))[-1]["error"]
+        assert (error["code"], error["event_id"]) == ("input_audio_buffer_commit_empty", "evt_empty")
+        await kit.speak()
+        await kit.send({"type": "input_audio_buffer.commit"})
+        events = await kit.until("conversation.item.input_audio_transcription.completed")
+        assert "input_audio_buffer.speech_started" not in types(events)  # no VAD in manual mode
+        assert events[-1]["transcript"] == "seven of clubs"
+        await kit.until("conversation.item.done")
+        assert kit.received() == [] and kit.llm.requests == []  # no response until the client asks
+        await kit.send({"type": "response.create"})
+        done = await kit.until("response.done")
+    assert done[-1]["response"]["status"] == "completed"
+    assert kit.llm.requests[-1].messages[-1].content == "seven of clubs"
+
+
+async def test_pushed_pcm_makes_a_turn_like_appended_audio():
+    """A media transport (WebRTC's track) pushes 48 kHz PCM straight into the session."""
+    async with voice_session(transcripts=["go forward"], replies=["Going."]) as kit:
+        await kit.next()
+        pcm48 = resample(speech_clip(), 16000, 48000)
+        for i in range(0, len(pcm48), 960):
+            assert await kit.session.push_pcm(pcm48[i:i + 960], 48000)
+        events = await kit.until("response.done")
+    assert one(events, "conversation.item.input_audio_transcription.completed")["transcript"] == "go forward"
+    assert events[-1]["response"]["status"] == "completed"
+    assert kit.audio(events) and kit.tts.spoken == ["Going."]
