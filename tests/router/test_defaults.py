@@ -1,0 +1,75 @@
+"""router/defaults.py: the local models come first in developer-light and test, each ahead of its embedded
+fallback; production keeps its profiles; SOMAGENT_STACK=light runs the embedded parts alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from router_testkit import drain
+
+from adapters.tts.piper import PiperConfig
+from router import CallContext, Role, Topic
+from router.defaults import ESPEAK, PIPER, LocalModels, Stack, build_default_router, stack_from_env
+from router.modes import DeploymentMode
+
+CTX = CallContext(tenant="t", persona="p", conversation_id="c", session_id="s")
+DEV, TEST, PROD = DeploymentMode.DEVELOPER_LIGHT, DeploymentMode.TEST, DeploymentMode.PRODUCTION
+
+
+def _candidates(router, role: Role, mode: DeploymentMode) -> tuple[str, ...]:
+    return router.state.profile(role, mode).candidates
+
+
+def test_the_stack_setting():
+    assert stack_from_env({}) is Stack.MODELS
+    assert stack_from_env({"SOMAGENT_STACK": "light"}) is Stack.LIGHT
+    assert stack_from_env({"SOMAGENT_STACK": " Models "}) is Stack.MODELS
+    with pytest.raises(ValueError, match="SOMAGENT_STACK"):
+        stack_from_env({"SOMAGENT_STACK": "heavy"})
+    assert LocalModels.from_env({"SOMAGENT_STACK": "light"}) is None
+    local = LocalModels.from_env({"SOMAGENT_PIPER_VOICE": "joe"})
+    assert local is not None and local.piper == PiperConfig(default_voice="joe")
+
+
+def test_piper_speaks_first_in_developer_light_and_test_with_espeak_behind_it():
+    router = build_default_router(database_url=None, local=LocalModels.from_env({}))
+    for mode in (DEV, TEST):
+        assert _candidates(router, Role.SPEECH_SYNTHESIS, mode) == (PIPER, ESPEAK)
+    assert _candidates(router, Role.SPEECH_SYNTHESIS, PROD) == (ESPEAK,)
+    assert router.catalog.entry(PIPER).price.input == 0.0
+
+
+def test_the_light_stack_is_todays_embedded_parts():
+    router = build_default_router(database_url=None, local=None)
+    for mode in DeploymentMode:
+        assert _candidates(router, Role.SPEECH_SYNTHESIS, mode) == (ESPEAK,)
+    assert PIPER not in router.catalog
+
+
+async def test_piper_serves_synthesis_through_the_router():
+    router = build_default_router(database_url=None, mode="test", local=LocalModels(piper=PiperConfig()))
+    await router.start()
+    try:
+        blocks = [(pcm, rate) async for pcm, rate in router.synthesize("Good morning.", CTX, "marin")]
+        assert blocks and {rate for _, rate in blocks} == {22050}
+        assert sum(len(pcm) for pcm, _ in blocks) > 0.4 * 22050
+        assert router.sticky.get("c", Role.SPEECH_SYNTHESIS).model == PIPER
+    finally:
+        await router.aclose()
+
+
+async def test_a_piper_without_voices_falls_back_to_espeak(tmp_path):
+    empty = tmp_path / "voices"
+    empty.mkdir()
+    no_voices = PiperConfig(packages=False, voices_dir=str(empty))  # as if no voice package were installed
+    router = build_default_router(database_url=None, mode="test", local=LocalModels(piper=no_voices))
+    sub = router.bus.subscribe({Topic.FALLBACK_USED})
+    await router.start()
+    try:
+        pcm = np.concatenate([p async for p, _rate in router.synthesize("Good morning.", CTX)])
+        assert len(pcm) > 0.3 * 22050
+        (fallback,) = [e.payload for e in drain(sub)]
+        assert (fallback["failed_model"], fallback["next_model"]) == (PIPER, ESPEAK)
+        assert "no Piper voice" in fallback["reason"]
+    finally:
+        await router.aclose()
