@@ -31,16 +31,16 @@ async def test_every_speech_fixture_with_a_low_word_error_rate(whisper_tiny, cap
 
 
 async def test_partials_while_speaking_and_a_final_that_agrees(whisper_tiny):
-    pcm, _rate = speech("librivox-0870.wav")
+    pcm, _rate = speech("cards-005.wav")
     stream = whisper_tiny.stream()
     partials = []
     for start in range(0, len(pcm), FRAME):
         if (out := await stream.push(pcm[start : start + FRAME])) is not None:
             partials.append(out.text)
-        if start % (FRAME * 25) == 0:
+        if start % (FRAME * 50) == 0:  # once a second of audio: wait for the partial in flight
             if (out := await stream.settle()) is not None:
                 partials.append(out.text)
     final = await stream.finish()
     assert partials and all(p for p in partials)
-    assert normalise(final.text).startswith("and mister john dashwood")
+    assert normalise(final.text).startswith("eight of spades")
     assert final.words and final.words[0].start_s < final.words[-1].end_s <= len(pcm) / 16000 + 0.1
