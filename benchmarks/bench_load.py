@@ -38,9 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNK_MS = 20
 SILENCE_MS = 300
 QUICK = os.environ.get("SOMAGENT_BENCH_LOAD_QUICK") == "1"
-# the talking stack's recogniser: faster-whisper when SOMAGENT_WHISPER_MODEL names a model (then pocketsphinx is its
-# fallback), else pocketsphinx
-RECOGNISER = "faster-whisper" if os.environ.get("SOMAGENT_WHISPER_MODEL") else "pocketsphinx"
+# The servers run the embedded stack (pocketsphinx, the offline responder, espeak-ng) unless SOMAGENT_STACK says
+# otherwise, so the figures stay comparable; the talking stack's recogniser: faster-whisper when
+# SOMAGENT_WHISPER_MODEL names a model (then pocketsphinx is its fallback), else pocketsphinx
+STACK = os.environ.get("SOMAGENT_STACK", "light")
+RECOGNISER = "faster-whisper" if os.environ.get("SOMAGENT_WHISPER_MODEL") or STACK != "light" else "pocketsphinx"
 
 
 UNLIMITED = {"SOMAGENT_MAX_SESSIONS": "5000", "SOMAGENT_MAX_LOOP_BUSY": "1", "SOMAGENT_MAX_LOOP_LAG_MS": "100000",
@@ -61,7 +63,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = tempfile.TemporaryDirectory(prefix="sgv-bench-load-")
         full_env = {**os.environ, "SOMAGENT_DATABASE_URL": f"sqlite:///{self._dir.name}/router.db",
-                    "SOMAGENT_SILENCE_MS": str(SILENCE_MS), **(env or {})}
+                    "SOMAGENT_SILENCE_MS": str(SILENCE_MS), "SOMAGENT_STACK": STACK, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(self.port),
                                       "--log-level", "error"], cwd=ROOT, env=full_env)
         deadline = time.monotonic() + 180

@@ -2,8 +2,8 @@
 
 start() opens the store (migrating it), adopts the persisted configuration, roll-ups and admin keys,
 attaches the event bus, starts the write-behind writers and the owned loops (following other processes'
-changes, purging, re-scoring, probing), and warms the speech engines. aclose() stops all of it and
-closes every adapter built. Kept apart from the call path so that neither imports the other.
+changes, purging, re-scoring, probing), and warms the speech engines and the local dialogue models. aclose()
+stops all of it and closes every adapter built. Kept apart from the call path so that neither imports the other.
 """
 
 from __future__ import annotations
@@ -121,14 +121,24 @@ class RouterLifecycle:
         self._tasks.create_task(self._rescore_loop(), name="router-rescore")
         if self.settings.probe_interval_s:
             self._tasks.create_task(self._probe_loop(), name="router-probe")
-        for role in (Role.SPEECH_RECOGNITION, Role.SPEECH_SYNTHESIS) if warm_speech else ():
-            if role not in self.state.policy.profiles.profiles:
-                continue
-            for name in self.state.profile(role).candidates:
-                try:
-                    await self.catalog.adapter(name).start()
-                except AdapterError as exc:
-                    log.warning("model %s unavailable at start: %s", name, exc)
+        if warm_speech:
+            await self._warm()
+
+    async def _warm(self) -> None:
+        """Load the speech engines and start the local dialogue models (their own process) of the current mode's
+        profiles, all at once; one that cannot start is logged, and its role's fallbacks serve."""
+        names: list[str] = []
+        for role in (Role.SPEECH_RECOGNITION, Role.SPEECH_SYNTHESIS, Role.DIALOGUE):
+            if role in self.state.policy.profiles.profiles:
+                names += [n for n in self.state.profile(role).candidates if n not in names and n in self.catalog]
+
+        async def start(name: str) -> None:
+            try:
+                await self.catalog.adapter(name).start()
+            except AdapterError as exc:
+                log.warning("model %s unavailable at start: %s", name, exc)
+
+        await asyncio.gather(*(start(n) for n in names))
 
     async def flush(self) -> None:
         """Write everything pending (telemetry, sticky choices, events) now."""

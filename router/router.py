@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import aclosing
 from dataclasses import replace
 from operator import methodcaller
@@ -128,7 +128,8 @@ class ModelRouter:
 
     async def start(self, *, warm_speech: bool = True) -> None:
         """Open the store (migrating it), load persisted configuration and roll-ups, start the owned
-        tasks, and (unless told not to) warm the speech engines so the first turn pays no loading cost."""
+        tasks, and (unless told not to) warm the speech engines and start the local dialogue models, so the first
+        turn pays no loading cost."""
         await self._lifecycle.start(warm_speech=warm_speech)
 
     async def flush(self) -> None:
@@ -186,14 +187,20 @@ class ModelRouter:
         return self.selector.select(role, ctx, dry_run=True).order
 
     # -- calls ----------------------------------------------------------------------------------
-    async def stream_chat(self, role: Role, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(
+        self, role: Role, request: ChatRequest, ctx: CallContext, *, exclude: Collection[str] = ()
+    ) -> AsyncIterator[ChatChunk]:
         """Stream from the first candidate that answers in time; fail over only before any text was yielded.
 
         Raises AllCandidatesFailed when every candidate failed, StreamInterrupted (a subclass) when the
-        stream broke after text had been yielded.
+        stream broke after text had been yielded. `exclude` leaves models out of the failover order (a caller
+        resuming after a model broke mid-reply asks the others).
         """
         await self._load_sticky(ctx)
         selection = self.select(role, ctx)
+        if exclude:
+            order = tuple(m for m in selection.order if m not in exclude)
+            selection = replace(selection, chosen=order[0] if order else "", order=order)
         profile = self.state.profile(role)
         if request.temperature is None and profile.temperature is not None:
             request = replace(request, temperature=profile.temperature)
@@ -327,8 +334,11 @@ class ModelRouter:
         self.bus.publish(Topic.FALLBACK_USED, payload)
 
     def _on_moved(self, plan: StreamPlan[Any], model: str) -> None:
+        """Failover moved the call to `model`: the conversation keeps it, unless it is a last resort (which only
+        stands in for the others: the next call tries them again)."""
         conv = plan.ctx.conversation_id
-        if conv:
+        entry = self.catalog.get(model)
+        if conv and not (entry is not None and entry.last_resort):
             self.sticky.put(
                 StickyChoice(
                     conv,

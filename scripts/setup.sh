@@ -27,6 +27,14 @@ fi
 stamp=.venv/.somagent-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  # llama-cpp-python (the local language model's runtime) is published as source: pip compiles it once (about
+  # 6.5 minutes on a 2-core machine) and keeps the wheel in its cache, so a new .venv reuses it in seconds.
+  if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "setup: installing llama-cpp-python (compiled once if pip's cache has no wheel for it; minutes)"
+    start=$(date +%s)
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" .venv/bin/pip install -q 'llama-cpp-python>=0.3.7'
+    echo "setup: llama-cpp-python ready in $(( $(date +%s) - start )) s"
+  fi
   echo "setup: installing the package and its dev extras into .venv"
   .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"

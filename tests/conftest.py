@@ -11,6 +11,10 @@ from tests.router.fake_chat_server import FakeChatServer
 
 # The router persists to SQLite; tests keep it out of ./data.
 os.environ.setdefault("SOMAGENT_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sgv-test-')}/router.db")
+# Servers built from the environment run the embedded parts (pocketsphinx, espeak-ng, the offline responder): the
+# tests of the turn loop, protocol and transports stay fast and their replies known. The local models' tests
+# (tests/adapters/*, tests/router/test_defaults.py, tests/e2e/test_local_models.py) ask for them explicitly.
+os.environ.setdefault("SOMAGENT_STACK", "light")
 
 
 @pytest.fixture(scope="session")

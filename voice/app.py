@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     settings = settings or Settings.from_env()
     if router is None:
         models = settings.models or ModelSettings.from_env()
-        router = build_default_router(models.llm, settings=models.router, whisper=models.whisper)
+        router = build_default_router(models.llm, settings=models.router, whisper=models.whisper, local=models.local)
     model_router = router
 
     @asynccontextmanager

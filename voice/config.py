@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from adapters.asr.faster_whisper import FasterWhisperConfig
 from adapters.llm.openai_compat import OpenAICompatConfig
-from router.defaults import whisper_from_env
+from router.defaults import LocalModels, whisper_from_env
 from router.modes import DeploymentMode
 from router.settings import RouterSettings
 from voice.capacity import CapacityLimits
@@ -22,18 +22,20 @@ from voice.capacity import CapacityLimits
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """What the router is built from: its settings, the dialogue endpoint (None: none configured) and
-    faster-whisper (None: pocketsphinx is the recogniser)."""
+    """What the router is built from: its settings, the dialogue endpoint (None: none configured),
+    faster-whisper from SOMAGENT_WHISPER_MODEL (None: not configured) and the local models of developer-light and
+    test (None: the embedded parts alone, as `SOMAGENT_STACK=light` asks)."""
 
     router: RouterSettings
     llm: OpenAICompatConfig | None = None
     whisper: FasterWhisperConfig | None = None
+    local: LocalModels | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModelSettings:
         env = os.environ if env is None else env
         return cls(router=RouterSettings.from_env(env), llm=OpenAICompatConfig.from_env(env),
-                   whisper=whisper_from_env(env))
+                   whisper=whisper_from_env(env), local=LocalModels.from_env(env))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from adapters.aio import cancel_and_wait
 from adapters.llm.base import ChatRequest, ChatUsage
-from router import AllCandidatesFailed, CallContext, ModelRouter, Role
+from router import AllCandidatesFailed, CallContext, ModelRouter, Role, StreamInterrupted
 from voice import events as ev
 from voice.codec import OutputEncoder
 from voice.conversation import Conversation, Item
@@ -165,26 +165,39 @@ class ResponseRun:
         request = ChatRequest(messages=messages, max_tokens=self._options.max_output_tokens)
         splitter = SentenceSplitter()
         delta_type = ev.OutputAudioTranscriptDelta if self._options.modality == "audio" else ev.OutputTextDelta
-        try:
-            async for chunk in self._router.stream_chat(Role.DIALOGUE, request, self._ctx):
-                if chunk.usage is not None:
-                    self.usage = chunk.usage
-                if not chunk.text:
-                    continue
-                if self.metrics is not None and self.metrics.llm_first_token is None:
-                    self.metrics.llm_first_token = self._clock()
-                self.item.text = (self.item.text or "") + chunk.text
-                self._emit(delta_type(**self._ids(), delta=chunk.text))
-                for sentence in splitter.feed(chunk.text):
+        broken: set[str] = set()  # models whose reply broke off mid-way in this response
+        while True:  # bounded: each pass but the last leaves one more model out
+            joint = " " if broken and self.item.text else ""
+            try:
+                async for chunk in self._router.stream_chat(Role.DIALOGUE, request, self._ctx, exclude=broken):
+                    if chunk.usage is not None:
+                        self.usage = chunk.usage
+                    if not chunk.text:
+                        continue
+                    if self.metrics is not None and self.metrics.llm_first_token is None:
+                        self.metrics.llm_first_token = self._clock()
+                    text, joint = joint + chunk.text, ""
+                    self.item.text = (self.item.text or "") + text
+                    self._emit(delta_type(**self._ids(), delta=text))
+                    for sentence in splitter.feed(text):
+                        sentences.put_nowait(sentence)
+                break
+            except StreamInterrupted as exc:
+                # The model broke off mid-reply (a local model's process died, a provider dropped the stream): what
+                # was said stands, and the next model answers the same request after it.
+                log.warning("dialogue model %s broke off mid-reply (%s); asking the next one", exc.model, exc.reason)
+                broken.add(exc.model)
+                for sentence in splitter.flush():
                     sentences.put_nowait(sentence)
-        except AllCandidatesFailed as exc:
-            log.warning("dialogue failed: %s", exc)
-            self.error = {"type": "server_error", "code": "model_unavailable", "message": str(exc)}
-            text = (" " if self.item.text else "") + APOLOGY
-            self.item.text = (self.item.text or "") + text
-            self._emit(delta_type(**self._ids(), delta=text))
-            for sentence in splitter.feed(text):
-                sentences.put_nowait(sentence)
+            except AllCandidatesFailed as exc:
+                log.warning("dialogue failed: %s", exc)
+                self.error = {"type": "server_error", "code": "model_unavailable", "message": str(exc)}
+                text = (" " if self.item.text else "") + APOLOGY
+                self.item.text = (self.item.text or "") + text
+                self._emit(delta_type(**self._ids(), delta=text))
+                for sentence in splitter.feed(text):
+                    sentences.put_nowait(sentence)
+                break
         for sentence in splitter.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)

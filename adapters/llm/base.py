@@ -40,6 +40,9 @@ class ChatChunk:
 class ChatModel(abc.ABC):
     name: str = "llm"
 
+    async def start(self) -> None:
+        """Prepare ahead of the first call (a local model starts its process); remote models need nothing."""
+
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Stream the reply; raise `adapters.errors.AdapterError` when the provider fails."""

