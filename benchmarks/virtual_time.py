@@ -31,6 +31,7 @@ class _FastForwardSelector(selectors.DefaultSelector):
         if events or (timeout is not None and timeout <= 0):
             return events
         if timeout is None:  # no timer at all: only real I/O (a thread, a signal) can wake the loop
+            self._loop.real_waits += 1
             return super().select(None)
         self._loop.advance(timeout)
         return []
@@ -41,6 +42,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self) -> None:
         self._virtual_now = 0.0
+        self.real_waits = 0  # times the loop blocked on real I/O because no timer was left
         super().__init__(_FastForwardSelector(self))
 
     def time(self) -> float:
