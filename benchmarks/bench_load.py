@@ -1,8 +1,9 @@
-"""Capacity under load: how many sessions one server process serves on this machine, and what overload does.
+"""Capacity under load: how many sessions the server serves on this machine, and what overload does.
 
-The server runs as `somagent-voice serve` in its own process (as `make run` starts it); the load generator
-(`benchmarks/load_client.py`) in another, and its CPU is reported beside the server's (server process plus its
-recogniser workers and espeak children).
+The server runs as `somagent-voice serve` in its own process (as `make run` starts it; ingest with `--workers`,
+one per core, SOMAGENT_BENCH_LOAD_WORKERS to change it); the load generator (`benchmarks/load_client.py`) in
+another, and its CPU is reported beside the server's (every process under the server's: workers, recognisers,
+espeak).
 
 - **ingest**: N sessions stream real speech in real time with `transcription: null` and no responses; the
   largest N with p99 `speech_stopped` lag < 50 ms and no lost or late events (goal >= 300). Lag is the arrival
@@ -45,6 +46,9 @@ STACK = os.environ.get("SOMAGENT_STACK", "light")
 RECOGNISER = "faster-whisper" if os.environ.get("SOMAGENT_WHISPER_MODEL") or STACK != "light" else "pocketsphinx"
 
 
+# ingest runs `serve --workers N` (one event loop per core: the audio path is loop-bound); the talking and
+# overload steps one process, whose recogniser workers already fill the cores
+INGEST_WORKERS = int(os.environ.get("SOMAGENT_BENCH_LOAD_WORKERS", str(os.cpu_count() or 1)))
 UNLIMITED = {"SOMAGENT_MAX_SESSIONS": "5000", "SOMAGENT_MAX_LOOP_BUSY": "1", "SOMAGENT_MAX_LOOP_LAG_MS": "100000",
              "SOMAGENT_MAX_ASR_BUSY": "1", "SOMAGENT_MAX_ASR_BACKLOG_S": "100000"}
 
@@ -58,18 +62,20 @@ def _port() -> int:
 class Server:
     """`somagent-voice serve` in a child process; CPU read from /proc (itself, live children, reaped ones)."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        self.workers = workers
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = tempfile.TemporaryDirectory(prefix="sgv-bench-load-")
         full_env = {**os.environ, "SOMAGENT_DATABASE_URL": f"sqlite:///{self._dir.name}/router.db",
                     "SOMAGENT_SILENCE_MS": str(SILENCE_MS), "SOMAGENT_STACK": STACK, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(self.port),
-                                      "--log-level", "error"], cwd=ROOT, env=full_env)
+                                      "--log-level", "error", "--workers", str(workers)], cwd=ROOT, env=full_env)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                r = httpx.get(self.url + "/healthz", timeout=1)
+                if r.status_code == 200 and all(w.get("status") == "ok" for w in r.json().get("workers", [])):
                     return
             except httpx.HTTPError:
                 pass
@@ -89,12 +95,20 @@ class Server:
             values = fields[11:15] if with_children else fields[11:13]  # utime stime [cutime cstime]
             return sum(int(v) for v in values) / tick
 
-        total = stat(self.proc.pid, True)
-        try:
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return total + sum(stat(int(c), False) for c in children)
+        def children(pid: int) -> list[int]:
+            try:
+                return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                return []
+
+        # every process below the server's (workers, their recognisers, espeak): live ones' own time, and
+        # what each has reaped
+        total, todo = 0.0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            total += stat(pid, True)
+            todo += children(pid)
+        return total
 
     def close(self) -> None:
         self.proc.terminate()
@@ -178,14 +192,15 @@ def _line(result: dict, server_cores: float, extra: str) -> str:
 
 
 def ingest() -> int:
-    print("ingest: transcription off, no responses; goal: largest N with p99 speech_stopped lag < 50 ms, none lost")
+    print(f"ingest: transcription off, no responses, {INGEST_WORKERS} worker process(es); goal: largest N with p99 "
+          "speech_stopped lag < 50 ms, none lost")
     # admission lifted: this finds where latency breaks (admission's defaults should sit below it)
-    server = Server(UNLIMITED)
+    server = Server(UNLIMITED, workers=INGEST_WORKERS)
     seconds = 12.0 if QUICK else 16.0
     best = 0
     try:
         expected = _client(server.url, "--calibrate", "--mode", "ingest", "--seconds", str(seconds))["stops"]
-        for n in ([1, 100] if QUICK else [1, 40, 50, 60, 70, 80, 90, 100, 150, 200, 300]):
+        for n in ([1, 100] if QUICK else [1, 50, 100, 150, 200, 250, 300, 350, 400]):
             result, cores = _step(server, n, "ingest", seconds)
             lags, lost = ingest_lags(result, expected)
             late = sum(1 for x in lags if x > 50)

@@ -18,18 +18,25 @@ from scipy.signal import firwin, kaiserord
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _polyphase(x: np.ndarray, h: np.ndarray, up: int, down: int, t0: int, out: np.ndarray) -> tuple[int, int]:
-    """Outputs at upsampled instants t0, t0 + down, ... while the input lasts; returns (count, next t).
+def _polyphase(pcm: np.ndarray, x: np.ndarray, h: np.ndarray, st: np.ndarray) -> np.ndarray:
+    """One chunk through the filter in one call (four arguments: numba's dispatch costs per argument, and
+    this runs for every 20 ms append). `x[:keep]` holds the history, kept there between calls; the chunk is
+    appended as float32, outputs are taken at upsampled instants t, t + down, ... while the input lasts, and
+    the last `keep` inputs move to the front for the next chunk. `st` = [up, down, t, keep]; t is updated.
 
-    `x` holds the input oldest first, `h[p]` phase p's taps reversed (oldest input first), so each output is
-    one contiguous dot product (reassociated, hence vectorised)."""
+    `h[p]` holds phase p's taps reversed (oldest input first), so each output is one contiguous dot product
+    (reassociated, hence vectorised)."""
+    up, down, t, keep = st[0], st[1], st[2], st[3]
     taps = h.shape[1]
-    limit = x.shape[0] * up
+    total = keep + pcm.shape[0]
+    for j in range(pcm.shape[0]):
+        x[keep + j] = np.float32(pcm[j])
+    limit = total * up
+    out = np.empty((limit - t) // down + 2, dtype=np.int16)
     n = 0
-    t = t0
-    while t < limit and n < out.shape[0]:
-        i = t // up
-        p = t - i * up
+    i = t // up  # input index and phase of instant t, stepped without a division per output
+    p = t - i * up
+    while t < limit:
         row = h[p]
         base = np.uint64(i - taps + 1)  # unsigned: no negative-index wrap-around, so the dot vectorises
         acc = np.float32(0.0)
@@ -39,10 +46,17 @@ def _polyphase(x: np.ndarray, h: np.ndarray, up: int, down: int, t0: int, out: n
             acc = 32767.0
         elif acc < -32768.0:
             acc = -32768.0
-        out[n] = np.int16(round(acc))
+        out[n] = np.int16(np.rint(acc))
         n += 1
         t += down
-    return n, t
+        p += down
+        while p >= up:
+            p -= up
+            i += 1
+    for j in range(keep):
+        x[j] = x[total - keep + j]
+    st[2] = t - (total - keep) * up
+    return out[:n]
 
 
 class PolyphaseResampler:
@@ -65,23 +79,24 @@ class PolyphaseResampler:
         # phase p's taps are proto[p + k * up] for input i - k; stored reversed, to run over inputs oldest first
         self._h = np.ascontiguousarray(proto.reshape(taps, self.up).T[:, ::-1], dtype=np.float32)
         self._taps = taps
-        self._hist = np.zeros(taps - 1, dtype=np.float32)
-        self._t = (taps - 1) * self.up  # the first output needs a full history
+        self._x = np.zeros(taps - 1 + 4096, dtype=np.float32)  # history (silence at first), then the chunk
+        # [up, down, t, keep]: the first output needs a full history
+        self._st = np.array([self.up, self.down, (taps - 1) * self.up, taps - 1], dtype=np.int64)
         self.delay_ms = (taps * self.up - 1) / 2 / fs * 1000.0
 
     def process(self, pcm: np.ndarray, last: bool = False) -> np.ndarray:
-        pcm = np.asarray(pcm, dtype=np.int16)
+        if type(pcm) is not np.ndarray or pcm.dtype != np.int16:
+            pcm = np.asarray(pcm, dtype=np.int16)
         if self._passthrough:
             return pcm
         if pcm.size == 0:
             return np.zeros(0, dtype=np.int16)
-        x = np.concatenate([self._hist, pcm.astype(np.float32)])
-        out = np.empty((len(x) * self.up - self._t) // self.down + 2, dtype=np.int16)
-        n, t = _polyphase(x, self._h, self.up, self.down, self._t, out)
-        keep = self._taps - 1
-        self._t = t - (len(x) - keep) * self.up
-        self._hist = x[len(x) - keep:].copy() if keep else x[:0].copy()
-        return out[:n]
+        total = self._taps - 1 + len(pcm)
+        if len(self._x) < total:  # a longer chunk than any before: a bigger buffer, the history carried over
+            x = np.empty(total, dtype=np.float32)
+            x[:self._taps - 1] = self._x[:self._taps - 1]
+            self._x = x
+        return _polyphase(pcm, self._x, self._h, self._st)
 
     def flush(self) -> np.ndarray:
         """The tail still inside the filter (half its length), pushed out with silence."""

@@ -124,6 +124,11 @@ class EventBus:
         self._writer: EventSink | None = None
         self._listener: Relay | None = None
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock events are stamped with (a relay that reads stored events reads by it)."""
+        return self._clock
+
     def publish(self, topic: str, payload: Mapping[str, Any]) -> Event:
         event = Event(topic, payload, f"{self._id_prefix}{next(self._ids):x}", self._clock(), self.instance_id)
         for sub in list(self._subs):

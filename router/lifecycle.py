@@ -103,7 +103,8 @@ class RouterLifecycle:
             for name, key_hash in await asyncio.to_thread(store.admin_keys):
                 self._admin_keys.add(name, key_hash)
             if not self.bus.attached:
-                await attach_bus(self.bus, store)
+                await attach_bus(self.bus, store, poll_interval_s=self.settings.event_poll_s,
+                                 poll_topics=_CONFIG_TOPICS | {Topic.SLM_METRICS})
                 self._owns_bus_attachment = True
             self._telemetry_writer = BatchWriter(
                 self._write_telemetry, name="telemetry", interval_s=self.settings.flush_interval_s

@@ -35,12 +35,13 @@ class RouterSettings:
     probe_interval_s: float | None = None  # synthetic probe calls keep idle candidates' telemetry fresh
     event_retention_s: float = 7 * 86400.0
     catalog_path: str | None = None  # JSON file adding models (and per-mode profiles) to the catalogue
+    event_poll_s: float | None = None  # SQLite: read other processes' events this often (None: this process alone)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RouterSettings:
         """SOMAGENT_DEPLOYMENT_MODE, SOMAGENT_DATABASE_URL, AUTO_MODEL_SELECTION_ENABLED, SOMAGENT_ADMIN_KEY,
         SOMAGENT_ROUTER_SELECTION_WEIGHTS, SOMAGENT_ROUTER_STALE_AFTER_S, SOMAGENT_ROUTER_PROBE_INTERVAL_S,
-        SOMAGENT_ROUTER_CATALOG."""
+        SOMAGENT_ROUTER_CATALOG, SOMAGENT_ROUTER_EVENT_POLL_S."""
         env = os.environ if env is None else env
         raw_mode = env.get("SOMAGENT_DEPLOYMENT_MODE", DeploymentMode.DEVELOPER_LIGHT.value)
         try:
@@ -51,6 +52,7 @@ class RouterSettings:
                 f"{', '.join(m.value for m in DeploymentMode)}, not {raw_mode!r}"
             ) from None
         probe = env.get("SOMAGENT_ROUTER_PROBE_INTERVAL_S")
+        poll = env.get("SOMAGENT_ROUTER_EVENT_POLL_S")
         return cls(
             mode=mode,
             database_url=env.get("SOMAGENT_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -60,6 +62,7 @@ class RouterSettings:
             stale_after_s=_positive("SOMAGENT_ROUTER_STALE_AFTER_S", env.get("SOMAGENT_ROUTER_STALE_AFTER_S", "900")),
             probe_interval_s=None if not probe else _positive("SOMAGENT_ROUTER_PROBE_INTERVAL_S", probe),
             catalog_path=env.get("SOMAGENT_ROUTER_CATALOG") or None,
+            event_poll_s=None if not poll else _positive("SOMAGENT_ROUTER_EVENT_POLL_S", poll),
         )
 
 

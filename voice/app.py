@@ -22,8 +22,18 @@ from router.defaults import build_default_router
 from voice.api_errors import EXCEPTION_HANDLERS, ApiError
 from voice.auth import AuthError, Principal, authenticated
 from voice.config import ModelSettings, Settings
+from voice.internal_api import (
+    SharedSecret,
+    WorkerHeader,
+    internal_routes,
+    local_health,
+    server_health,
+    server_metrics,
+    share_secret,
+)
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
+from voice.siblings import Siblings
 from voice.transports.webrtc.registry import close_calls
 from voice.transports.webrtc.routes import webrtc_routes
 from voice.transports.websocket import realtime_websocket
@@ -66,9 +76,13 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         gc.collect()
         gc.freeze()
         await server.start()  # load sampling starts once start-up's own work is done
+        if settings.worker is not None:
+            app.state.siblings = Siblings(settings.worker)
         try:
             yield
         finally:
+            if settings.worker is not None:
+                await app.state.siblings.aclose()
             gc.unfreeze()  # an app in a process that outlives it (tests) hands its objects back to the collector
             await close_calls(app)  # WebRTC: end the calls, close their peer connections
             await server.aclose()
@@ -81,23 +95,20 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
-        """Always 200 while the process serves; `ready` says whether a new session would be admitted."""
-        return request.app.state.server.health()
+        """Always 200 while the process serves; `ready` says whether a new session would be admitted (by the
+        worker that answers; `workers` lists each worker of `serve --workers N`)."""
+        return await server_health(request.app)
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
         """For load balancers that read status codes: 503 while new sessions would be refused."""
-        health = request.app.state.server.health()
+        health = local_health(request.app)
         return JSONResponse(health, status_code=200 if health["ready"] else 503,
                             headers=None if health["ready"] else {"Retry-After": str(settings.capacity.retry_after_s)})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        server: VoiceServer = request.app.state.server
-        registry = getattr(request.app.state, "webrtc_calls", None)
-        body = server.metrics.render(sessions=len(server.sessions), calls=len(registry.calls) if registry else 0,
-                                     loop_busy=server.capacity.loop_busy(), backlog=model_router.speech_backlog())
-        return Response(body, media_type=CONTENT_TYPE)
+        return Response(await server_metrics(request.app), media_type=CONTENT_TYPE)
 
     @app.post("/v1/realtime/client_secrets")
     async def client_secrets(request: Request, principal: Annotated[Principal, Depends(authenticated)],
@@ -115,6 +126,8 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
             value, expires_at = server.auth.issue_secret(principal, ttl, body.session)
         except AuthError as exc:
             raise ApiError(401, exc.code, exc.message) from None
+        await share_secret(request.app, SharedSecret(value=value, expires_at=expires_at, session=body.session,
+                                                     owner=principal.key_id))
         wire = session.wire()
         wire["expires_at"] = expires_at
         return JSONResponse({"value": value, "expires_at": expires_at, "session": wire})
@@ -123,6 +136,9 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     async def realtime(ws: WebSocket) -> None:
         await realtime_websocket(ws, ws.app.state.server)
 
+    if settings.worker is not None:
+        app.include_router(internal_routes(settings.worker))
+        app.add_middleware(WorkerHeader, index=settings.worker.index)
     app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc/)
 
     @app.get("/", include_in_schema=False)

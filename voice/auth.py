@@ -71,6 +71,10 @@ class Authenticator:
         self._secrets[value] = _Secret(expires_at, session, owner.key_id)
         return value, expires_at
 
+    def adopt_secret(self, value: str, expires_at: float, session: dict[str, Any] | None, owner: str) -> None:
+        """A secret another worker of this server issued (voice/siblings.py), accepted here from now on."""
+        self._secrets[value] = _Secret(expires_at, session, owner)
+
 
 def bearer(headers: Any, subprotocols: list[str] | None = None) -> str | None:
     """The key from `Authorization: Bearer`, or from the browser's `openai-insecure-api-key.<key>` subprotocol."""

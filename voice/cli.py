@@ -18,15 +18,26 @@ from voice.config import Settings
 def _serve(args: argparse.Namespace) -> int:
     from voice.app import create_app, warn_if_exposed
     from voice.serving import uvicorn_config
+    from voice.workers import supervise, worker_sockets
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        workers = args.workers if args.workers is not None else int(os.environ.get("SOMAGENT_WORKERS", "1"))
     except ValueError as exc:
         print(f"somagent-voice: {exc}", file=sys.stderr)
         return 2
-    warn_if_exposed(args.host, settings)
-    uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port, args.log_level)).run()
+    if workers < 1:
+        print("somagent-voice: --workers (SOMAGENT_WORKERS) must be at least 1", file=sys.stderr)
+        return 2
+    me = settings.worker
+    if me is None and workers > 1:  # the supervisor: it serves nothing itself
+        warn_if_exposed(args.host, settings)
+        return supervise(args.host, args.port, workers, args.log_level)
+    if me is None:
+        warn_if_exposed(args.host, settings)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port, args.log_level))
+    server.run(sockets=worker_sockets(me, args.host, args.port) if me is not None else None)
     return 0
 
 
@@ -83,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the port (default: SOMAGENT_WORKERS, else 1); each has its own "
+                            "event loop, so audio ingest scales with cores")
     serve.set_defaults(func=_serve)
     rep = sub.add_parser("replay", help="stream audio files into a server as a live client and report the turns")
     rep.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG ...)")

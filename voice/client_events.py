@@ -50,6 +50,17 @@ class InputAudioBufferAppend(_Event):
     audio: str  # base64; decoded against the session's input format by the session
 
 
+class AudioAppend:
+    """`input_audio_buffer.append` as the hot path (every 20 ms per session) hands it on: two checked fields,
+    no model (a pydantic model_construct cost about a tenth of the loop's time per append)."""
+
+    __slots__ = ("audio", "event_id")
+    type = "input_audio_buffer.append"
+
+    def __init__(self, audio: str, event_id: str | None) -> None:
+        self.audio, self.event_id = audio, event_id
+
+
 class InputAudioBufferCommit(_Event):
     type: Literal["input_audio_buffer.commit"]
 
@@ -192,7 +203,7 @@ def event_id_of(event: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def parse(event: Any) -> ClientEvent:
+def parse(event: Any) -> ClientEvent | AudioAppend:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise ClientError("invalid_event", "an event must be a JSON object with a string 'type'", "type")
     kind = event["type"]
@@ -201,7 +212,7 @@ def parse(event: Any) -> ClientEvent:
     if kind == "input_audio_buffer.append":  # the hot path (every 20 ms): two checks, no model validation
         audio, event_id = event.get("audio"), event.get("event_id")
         if type(audio) is str and (event_id is None or type(event_id) is str):
-            return InputAudioBufferAppend.model_construct(type=kind, audio=audio, event_id=event_id)
+            return AudioAppend(audio, event_id)
     try:
         return _EVENTS.validate_python(event)
     except ValidationError as exc:

@@ -8,9 +8,10 @@ the deployment mode is read once and is the router's `DeploymentMode`. A `Settin
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from adapters.asr.faster_whisper import FasterWhisperConfig
 from adapters.llm.openai_compat import OpenAICompatConfig
@@ -18,6 +19,7 @@ from router.defaults import LocalModels, whisper_from_env
 from router.modes import DeploymentMode
 from router.settings import RouterSettings
 from voice.capacity import CapacityLimits
+from voice.siblings import WorkerIdentity
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Settings:
     max_calls_per_key: int = 4  # concurrent WebRTC calls per API key or client secret
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
+    worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
 
     def __post_init__(self) -> None:
         try:  # a plain string is accepted where the mode is given in code ("test")
@@ -65,16 +68,23 @@ class Settings:
         env = dict(os.environ if env is None else env)
         models = ModelSettings.from_env(env)  # SOMAGENT_DEPLOYMENT_MODE is read (and checked) here, once
         keys = frozenset(k.strip() for k in env.get("SOMAGENT_API_KEYS", "").split(",") if k.strip())
+        worker = WorkerIdentity.from_env(env)
+        capacity = CapacityLimits.from_env(env)
+        if worker is not None and env.get("SOMAGENT_MAX_SESSIONS"):
+            # a cap given is the server's: each worker admits its share (the kernel spreads connections evenly);
+            # the default cap is one event loop's, so each worker keeps it
+            capacity = replace(capacity, max_sessions=math.ceil(capacity.max_sessions / worker.count))
         return cls(
             deployment_mode=models.router.mode,
             api_keys=keys,
             max_event_bytes=int(env.get("SOMAGENT_MAX_EVENT_BYTES", cls.max_event_bytes)),
-            capacity=CapacityLimits.from_env(env),
+            capacity=capacity,
             default_silence_ms=int(env.get("SOMAGENT_SILENCE_MS", cls.default_silence_ms)),
             warmup=env.get("SOMAGENT_WARMUP", "1") != "0",
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
+            worker=worker,
         )
 
     @property

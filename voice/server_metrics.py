@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 from voice.events import AsrLagging, Error, ServerEvent, TurnMetricsReport
 
@@ -72,3 +73,30 @@ class ServerMetrics:
                 self.asr_backlog.labels(recognizer=recognizer, worker=worker).set(seconds)
         return generate_latest(self.registry)
 
+
+
+class _Families:
+    """A collector yielding already-built metric families (what `merge_workers` assembled)."""
+
+    def __init__(self, families: list) -> None:
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+
+def merge_workers(texts: Mapping[int, str]) -> bytes:
+    """Several workers' expositions as one, each series labelled with its `worker` (sum over it for the
+    server's totals): a scrape of any worker of `serve --workers N` sees them all."""
+    families: dict[str, object] = {}
+    for worker in sorted(texts):
+        for family in text_string_to_metric_families(texts[worker]):
+            samples = [s._replace(labels={**s.labels, "worker": str(worker)}) for s in family.samples]
+            if family.name in families:
+                families[family.name].samples.extend(samples)  # type: ignore[attr-defined]
+            else:
+                family.samples = samples
+                families[family.name] = family
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families.values())))  # type: ignore[arg-type]
+    return generate_latest(registry)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[ev.ServerEvent], None]
 MIN_COMMIT_MS = 100
+FEATURE_WARMUP_FRAMES = 2  # 40 ms before an onset: more than the features' 512-sample (32 ms) analysis window
 MAX_METRICS = 200
 
 
@@ -130,6 +131,9 @@ class TurnController:
     async def feed(self, pcm: np.ndarray, arrived_at: float) -> None:
         """Process 16 kHz audio: VAD and endpointing per 20 ms frame, recognition while speech lasts."""
         self._last_audio_at = arrived_at
+        if len(pcm) == FRAME_SAMPLES and not len(self._carry):  # a 20 ms append lands as exactly one frame
+            await self._on_frame(pcm, arrived_at)
+            return
         buf = np.concatenate([self._carry, pcm]) if len(self._carry) else pcm
         n = len(buf) // FRAME_SAMPLES
         self._carry = buf[n * FRAME_SAMPLES:].copy()
@@ -139,12 +143,11 @@ class TurnController:
 
     async def _on_frame(self, frame: np.ndarray, arrived_at: float) -> None:
         self._buffer_ms += FRAME_MS
-        features = self._features.push(frame)  # the same 16 kHz frame the VAD reads, never a second copy
         ep = self._endpointer
         if ep is None:  # manual turns: everything goes to the recogniser
             if self._item_id is None:
                 self._open_stream()
-            self._analytics.add(features)
+            self._analytics.add(self._features.push(frame))  # the same 16 kHz frame, never a second copy
             self._push(frame)
             return
         voiced = self._vad.is_speech(frame)
@@ -154,7 +157,14 @@ class TurnController:
         event = ep.push(frame, voiced)
         self._arrivals.append((ep.now_ms, arrived_at))
         if ep.in_speech:
-            self._analytics.add(features)
+            # features run only while the user speaks (per-utterance analytics is all they feed): at the onset
+            # the frames just before it refill the analysis window, so the first ones come out as if the stream
+            # had run all along
+            if isinstance(event, SpeechStarted):
+                self._features.reset()
+                for warm in event.prefix[-1 - FEATURE_WARMUP_FRAMES:-1]:
+                    self._features.push(warm)
+            self._analytics.add(self._features.push(frame))
         if isinstance(event, SpeechStarted):
             await self._speech_started(event)
         elif isinstance(event, SpeechStopped):

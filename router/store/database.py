@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -494,10 +494,15 @@ class RouterStore:
             r = conn.execute(sa.select(events_t).where(events_t.c.id == event_id)).first()
         return None if r is None else Event(r.topic, r.payload, id=r.id, ts=r.ts, origin=r.origin)
 
-    def events_since(self, since: float, topic: str | None = None, limit: int = 1000) -> list[Event]:
+    def events_since(self, since: float, topic: str | None = None, limit: int = 1000, *,
+                     topics: Collection[str] | None = None, not_from: str | None = None) -> list[Event]:
         query = sa.select(events_t).where(events_t.c.ts >= since)
         if topic is not None:
             query = query.where(events_t.c.topic == topic)
+        if topics is not None:
+            query = query.where(events_t.c.topic.in_(sorted(topics)))
+        if not_from is not None:
+            query = query.where(events_t.c.origin != not_from)
         with self._read() as conn:
             rows = conn.execute(query.order_by(events_t.c.ts).limit(limit)).all()
         return [Event(r.topic, r.payload, id=r.id, ts=r.ts, origin=r.origin) for r in rows]

@@ -1,4 +1,4 @@
-"""PostgreSQL LISTEN for the event bus: other worker processes' events, delivered locally.
+"""Other worker processes' events, delivered to the local bus: PostgreSQL LISTEN, or polling on SQLite.
 
 Notifications carry the event itself, or only its id when it is too big for NOTIFY (then the row,
 committed before the notification is delivered, is read back). A lost connection is re-opened with
@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 
 import psycopg
 
@@ -98,9 +99,67 @@ class PgEventListener:
             self._conn = None
 
 
-async def attach_bus(bus: EventBus, store: RouterStore, *, listen: bool = True, flush_interval_s: float = 0.2) -> None:
-    """Persist the bus's events to `store` from now on (written behind); on PostgreSQL also relay them
-    between processes. The bus owns the writer and listener from here on: its aclose() stops them."""
+class SqliteEventPoller:
+    """Reads the events table every `interval_s` for other processes' events (SQLite has no NOTIFY).
+
+    Events are written behind, so one may land with a timestamp a little older than rows already read:
+    each poll re-reads an `overlap_s` window and skips the ids it has delivered. Only `topics` are read (the
+    router's: configuration changes and call records), and only other processes' rows: the poll runs in a
+    thread, and building many events there would hold the GIL the audio path needs."""
+
+    def __init__(self, store: RouterStore, instance_id: str, *, on_event: Callable[[Event], None],
+                 interval_s: float, topics: Collection[str] | None = None, overlap_s: float = 2.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._topics = None if topics is None else frozenset(topics)
+        self._instance_id = instance_id
+        self._on_event = on_event
+        self._interval_s = interval_s
+        self._overlap_s = overlap_s
+        self._clock = clock
+        self._since = 0.0
+        self._seen: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.received = 0
+
+    async def start(self) -> None:
+        self._since = self._clock()  # from now on, as LISTEN: what came before is in the stored config
+        self._task = asyncio.create_task(self._run(), name="sqlite-event-poller")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                events = await asyncio.to_thread(self._store.events_since, self._since - self._overlap_s, None, 5000,
+                                                 topics=self._topics, not_from=self._instance_id)
+            except Exception as exc:  # a locked or vanished database: try again next time
+                log.warning("polling the events table failed: %s", exc)
+                continue
+            self.poll_result(events)
+
+    def poll_result(self, events: list[Event]) -> None:
+        for event in events:
+            self._since = max(self._since, event.ts)
+            if event.origin == self._instance_id or event.id in self._seen:
+                continue
+            self._seen[event.id] = event.ts
+            self.received += 1
+            self._on_event(event)
+        horizon = self._since - 2 * self._overlap_s
+        self._seen = {k: ts for k, ts in self._seen.items() if ts >= horizon}
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+
+async def attach_bus(bus: EventBus, store: RouterStore, *, listen: bool = True, flush_interval_s: float = 0.2,
+                     poll_interval_s: float | None = None, poll_topics: Collection[str] | None = None) -> None:
+    """Persist the bus's events to `store` from now on (written behind); relay them between processes on
+    PostgreSQL (LISTEN), and on SQLite when `poll_interval_s` is given (`serve --workers N` sets it; only
+    `poll_topics` then, when given). The bus
+    owns the writer and listener from here on: its aclose() stops them."""
     if bus.attached:
         raise RuntimeError("the event bus is already attached to a store")
     notify = store.is_postgres
@@ -110,11 +169,14 @@ async def attach_bus(bus: EventBus, store: RouterStore, *, listen: bool = True, 
         interval_s=flush_interval_s,
         max_batch=1000,
     )
-    listener = None
+    listener: PgEventListener | SqliteEventPoller | None = None
     if store.is_postgres and listen:
         listener = PgEventListener(
             store.libpq_conninfo(), NOTIFY_CHANNEL, bus.instance_id, on_event=bus.deliver, fetch=store.get_event
         )
+    elif listen and poll_interval_s:
+        listener = SqliteEventPoller(store, bus.instance_id, on_event=bus.deliver, interval_s=poll_interval_s,
+                                     topics=poll_topics, clock=bus.clock)
     bus.attach(writer, listener)
     writer.start()
     if listener is not None:

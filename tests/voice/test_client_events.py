@@ -51,6 +51,8 @@ def test_a_bad_event_names_the_field(event, code, param):
 
 
 def test_the_append_hot_path_still_refuses_what_is_not_a_string():
-    assert isinstance(ce.parse({"type": "input_audio_buffer.append", "audio": "AAAA"}), ce.InputAudioBufferAppend)
+    fast = ce.parse({"type": "input_audio_buffer.append", "audio": "AAAA", "event_id": "e1"})
+    assert isinstance(fast, ce.AudioAppend) and (fast.audio, fast.event_id) == ("AAAA", "e1")
+    assert _error({"type": "input_audio_buffer.append"}).param == "audio"  # missing: the model says what is wrong
     assert _error({"type": "input_audio_buffer.append", "audio": "AAAA", "event_id": 7}).param == "event_id"
     assert ce.event_id_of({"event_id": "e9"}) == "e9" and ce.event_id_of([]) is None

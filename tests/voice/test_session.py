@@ -213,3 +213,35 @@ async def test_pushed_pcm_makes_a_turn_like_appended_audio():
     assert one(events, "conversation.item.input_audio_transcription.completed")["transcript"] == "go forward"
     assert events[-1]["response"]["status"] == "completed"
     assert kit.audio(events) and kit.tts.spoken == ["Going."]
+
+
+async def test_every_wire_form_of_an_append_feeds_the_same_audio():
+    """Compact and spaced JSON take the session's hot path; an escaped slash, an event_id after the audio and
+    key order another than the usual go through the JSON parser; all four are the same audio to VAD."""
+    import base64
+    import json
+
+    clip = speech_clip()
+    payloads = [base64.b64encode(clip[i:i + 1600].astype("<i2").tobytes()).decode() for i in range(0, len(clip), 1600)]
+    forms = [
+        lambda a: json.dumps({"type": "input_audio_buffer.append", "audio": a}, separators=(",", ":")),
+        lambda a: json.dumps({"type": "input_audio_buffer.append", "audio": a}),
+        lambda a: json.dumps({"type": "input_audio_buffer.append", "audio": a}).replace("/", "\\/"),
+        lambda a: json.dumps({"audio": a, "type": "input_audio_buffer.append", "event_id": "evt_1"}),
+    ]
+    spans = []
+    for form in forms:
+        async with voice_session(session={"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}) as kit:
+            await kit.next()  # session.created
+            for a in payloads:
+                await kit.send_raw(form(a))
+            events = await kit.until("input_audio_buffer.speech_stopped")
+            assert "error" not in types(events)
+            started = one(events, "input_audio_buffer.speech_started")
+            spans.append((started["audio_start_ms"], events[-1]["audio_end_ms"]))
+    assert len(set(spans)) == 1, spans
+    async with voice_session() as kit:
+        await kit.next()
+        await kit.send_raw('{"type":"input_audio_buffer.append","audio":"not base64!"}')  # hot path, bad payload
+        (err,) = await kit.until("error")
+        assert (err["error"]["code"], err["error"]["param"]) == ("invalid_base64", "audio")

@@ -1,14 +1,18 @@
-"""router/store/notify.py: across worker processes: two buses (two routers) on one PostgreSQL relay events with
-LISTEN/NOTIFY."""
+"""router/store/notify.py: across worker processes: two buses (two routers) on one database relay events, with
+LISTEN/NOTIFY on PostgreSQL and by polling the events table on SQLite."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from router import CallContext, EventBus, Role, Topic
 from router.clock import ManualClock
+from router.events import Event
 from router.store import RouterStore
-from router.store.notify import attach_bus
+from router.store.notify import SqliteEventPoller, attach_bus
 from router.telemetry import CallRecord, Outcome
 from tests.router.router_testkit import chat_entry, make_router, with_settings
 
@@ -57,14 +61,22 @@ def _drain(sub):  # noqa: ANN001, ANN202
     return [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
 
 
-async def test_an_admin_change_in_one_worker_reaches_the_other(pg_url: str) -> None:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, float | None]:
+    """Where two workers meet: PostgreSQL relays by LISTEN, SQLite by polling the events table."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/router.db", 0.05
+    return request.getfixturevalue("pg_url"), None
+
+
+async def test_an_admin_change_in_one_worker_reaches_the_other(shared_db: tuple[str, float | None]) -> None:
     clock = ManualClock(1_750_000_000.0)
+    url, poll_s = shared_db
 
     def worker():  # noqa: ANN202
         entries = [chat_entry("a"), chat_entry("b")]
-        return make_router(
-            entries, ("a", "b"), clock=clock, settings=with_settings(database_url=pg_url, flush_interval_s=0.02)
-        )
+        settings = with_settings(database_url=url, flush_interval_s=0.02, event_poll_s=poll_s)
+        return make_router(entries, ("a", "b"), clock=clock, settings=settings)
 
     a, b = worker(), worker()
     await a.start()
@@ -91,3 +103,16 @@ async def test_an_admin_change_in_one_worker_reaches_the_other(pg_url: str) -> N
     finally:
         await a.aclose()
         await b.aclose()
+
+
+def test_the_sqlite_poller_delivers_each_other_process_event_once() -> None:
+    """Each poll re-reads an overlap window (events are written behind): what it delivered stays delivered."""
+    got: list[Event] = []
+    poller = SqliteEventPoller(None, "me", on_event=got.append, interval_s=1.0, overlap_s=5.0)  # type: ignore[arg-type]
+    mine = Event(Topic.PROFILE_UPDATED, {}, id="e1", ts=100.0, origin="me")
+    theirs = Event(Topic.PROFILE_UPDATED, {"v": 1}, id="e2", ts=101.0, origin="other")
+    late = Event(Topic.PROFILE_UPDATED, {"v": 2}, id="e3", ts=99.0, origin="other")  # stamped before e2, written after
+    poller.poll_result([mine, theirs])
+    poller.poll_result([late, theirs])
+    assert [e.id for e in got] == ["e2", "e3"]
+    assert poller.received == 2

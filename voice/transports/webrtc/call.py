@@ -37,8 +37,8 @@ class Call:
     """One peer connection carrying one session; it ends (`close_soon`) on hang-up, failure or a silent peer."""
 
     def __init__(self, principal: Principal, session: RealtimeSession, *, ice_servers: list[dict[str, Any]],
-                 on_closed: Callable[[Call], Awaitable[None]]) -> None:
-        self.id = "rtc_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+                 on_closed: Callable[[Call], Awaitable[None]], id_prefix: str = "rtc_") -> None:
+        self.id = id_prefix + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
         self.principal = principal
         self.session = session
         self._on_closed = on_closed  # the registry forgets the call and closes its session

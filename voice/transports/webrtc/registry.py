@@ -54,7 +54,9 @@ class CallRegistry:
             status = 400 if exc.code == "invalid_session" else 503
             raise ApiError(status, exc.code, exc.message) from None
         session.pin_config(pinned)
-        call = Call(principal, session, ice_servers=self.ice_servers, on_closed=self._closed)
+        worker = self.server.settings.worker  # its index in the id: any worker can forward to this one
+        call = Call(principal, session, ice_servers=self.ice_servers, on_closed=self._closed,
+                    id_prefix=worker.call_id_prefix() if worker is not None else "rtc_")
         session.flush_playback = call.track.flush
         self.calls[call.id] = call  # counts against the key's limit from now on
         try:

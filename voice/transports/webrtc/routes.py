@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from voice.auth import Principal, authenticated
 from voice.config import Settings
+from voice.internal_api import forward
+from voice.siblings import call_owner
 from voice.transports.webrtc.call import EVENTS_CHANNEL
 from voice.transports.webrtc.ice import parse_ice_servers
 from voice.transports.webrtc.offer import Offer, read_offer
@@ -39,11 +41,21 @@ def webrtc_routes(settings: Settings | None = None) -> APIRouter:
     async def webrtc_config() -> JSONResponse:
         return JSONResponse({"ice_servers": ice_servers, "events_channel": EVENTS_CHANNEL})
 
+    def elsewhere(call_id: str) -> int | None:
+        """The worker of `serve --workers N` holding the call, when it is not this one."""
+        owner = call_owner(call_id)
+        me = settings.worker if settings is not None else None
+        return owner if me is not None and owner is not None and owner != me.index else None
+
     @api.get("/v1/realtime/calls/{call_id}")
-    async def get_call(call_id: str, calls: Calls) -> JSONResponse:
+    async def get_call(call_id: str, calls: Calls, request: Request) -> Response:
+        if (owner := elsewhere(call_id)) is not None:
+            return await forward(request, owner)
         return JSONResponse(calls.get(call_id).info())
 
-    async def hangup(call_id: str, calls: Calls) -> Response:
+    async def hangup(call_id: str, calls: Calls, request: Request) -> Response:
+        if (owner := elsewhere(call_id)) is not None:
+            return await forward(request, owner)
         await calls.get(call_id).close("hangup")
         return Response(status_code=200)
 

@@ -1,0 +1,147 @@
+"""What the workers of `serve --workers N` ask each other over their Unix sockets (voice/siblings.py).
+
+`/_internal/*` answers only requests carrying the server's shared token (anything else gets a 404, as if the
+routes did not exist). The public side uses it in three places: `/healthz` lists every worker, `/metrics`
+merges their expositions, and a call's requests are forwarded to the worker that holds the call.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from voice.api_errors import ApiError
+from voice.server_metrics import CONTENT_TYPE, merge_workers
+from voice.siblings import Siblings, WorkerIdentity
+
+FORWARDED_HEADERS = ("authorization", "content-type", "accept")
+
+
+class SharedSecret(BaseModel):
+    value: str
+    expires_at: float
+    session: dict[str, Any] | None = None
+    owner: str
+
+
+def local_health(app: FastAPI) -> dict[str, Any]:
+    body = app.state.server.health()
+    me: WorkerIdentity | None = app.state.server.settings.worker
+    if me is not None:
+        body["worker"] = me.index
+        body["pid"] = os.getpid()
+    return body
+
+
+def local_metrics(app: FastAPI) -> bytes:
+    server = app.state.server
+    registry = getattr(app.state, "webrtc_calls", None)
+    return server.metrics.render(sessions=len(server.sessions), calls=len(registry.calls) if registry else 0,
+                                 loop_busy=server.capacity.loop_busy(), backlog=server.router.speech_backlog())
+
+
+def siblings_of(app: FastAPI) -> Siblings | None:
+    return getattr(app.state, "siblings", None)
+
+
+async def server_health(app: FastAPI) -> dict[str, Any]:
+    """This worker's health; with siblings, also `workers`: each worker's own (or why it did not answer)."""
+    body = local_health(app)
+    siblings = siblings_of(app)
+    if siblings is None:
+        return body
+    workers = [{k: v for k, v in body.items() if k != "workers"}]
+    for index, result in (await siblings.each("GET", "/_internal/health")).items():
+        if isinstance(result, Exception) or result.status_code != 200:
+            workers.append({"worker": index, "status": "unreachable", "ready": False, "message": str(result)})
+        else:
+            workers.append(result.json())
+    body["workers"] = sorted(workers, key=lambda w: w["worker"])
+    return body
+
+
+async def server_metrics(app: FastAPI) -> bytes:
+    siblings = siblings_of(app)
+    if siblings is None:
+        return local_metrics(app)
+    texts = {siblings.me.index: local_metrics(app).decode()}
+    for index, result in (await siblings.each("GET", "/_internal/metrics")).items():
+        if not isinstance(result, Exception) and result.status_code == 200:
+            texts[index] = result.text
+    return merge_workers(texts)
+
+
+async def share_secret(app: FastAPI, secret: SharedSecret) -> None:
+    """Hand a client secret this worker issued to the others, before the client can use it anywhere."""
+    siblings = siblings_of(app)
+    if siblings is None:
+        return
+    for index, result in (await siblings.each("POST", "/_internal/secrets", json=secret.model_dump())).items():
+        if isinstance(result, Exception) or result.status_code != 204:
+            raise ApiError(503, "worker_unavailable", f"worker {index} did not take the new client secret; try again",
+                           {"Retry-After": "1"})
+
+
+async def forward(request: Request, owner: int) -> Response:
+    """The same request, answered by worker `owner` (which holds the call it names)."""
+    siblings = siblings_of(request.app)
+    if siblings is None or owner not in siblings.others:
+        raise ApiError(404, "call_not_found", f"no live call {request.path_params.get('call_id')!r}")
+    headers = {k: v for k, v in request.headers.items() if k in FORWARDED_HEADERS}
+    try:
+        r = await siblings.request(owner, request.method, request.url.path, headers=headers,
+                                   content=await request.body())
+    except httpx.HTTPError:
+        raise ApiError(503, "worker_unavailable", f"the worker holding this call ({owner}) is not answering",
+                       {"Retry-After": "1"}) from None
+    media = r.headers.get("content-type")
+    return Response(r.content, status_code=r.status_code, media_type=media)
+
+
+class WorkerHeader:
+    """ASGI middleware: every HTTP response says which worker answered (`x-somagent-worker`), for operators
+    following a request, and for tests that must see each worker answer."""
+
+    def __init__(self, app: Any, index: int) -> None:
+        self.app = app
+        self._header = (b"x-somagent-worker", str(index).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self._header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def internal_routes(me: WorkerIdentity) -> APIRouter:
+    async def internal_only(request: Request) -> None:
+        if not me.is_internal(request.headers):
+            raise ApiError(404, "not_found", "Not Found")
+
+    api = APIRouter(prefix="/_internal", dependencies=[Depends(internal_only)], include_in_schema=False)
+
+    @api.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(local_health(request.app))
+
+    @api.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(local_metrics(request.app), media_type=CONTENT_TYPE)
+
+    @api.post("/secrets", status_code=204)
+    async def secrets(request: Request, secret: SharedSecret) -> Response:
+        request.app.state.server.auth.adopt_secret(secret.value, secret.expires_at, secret.session, secret.owner)
+        return Response(status_code=204)
+
+    return api
