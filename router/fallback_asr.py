@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from adapters.asr.base import SAMPLE_RATE, RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import SAMPLE_RATE, RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript
 from adapters.errors import AdapterError
 
 log = logging.getLogger(__name__)
@@ -41,25 +41,27 @@ class FallbackRecognizer(SpeechRecognizer):
         if self._on_fallback is not None:
             self._on_fallback(failed, reason, next_model)
 
-    def open(self, start: int) -> tuple[int, RecognitionStream]:
+    def open(self, start: int, options: RecognitionOptions | None = None) -> tuple[int, RecognitionStream]:
         """A stream on the first candidate from `start` on that takes one; AdapterError when none does."""
         for i in range(start, len(self.candidates)):
             try:
-                return i, self.candidates[i].stream()
+                return i, self.candidates[i].stream(options)
             except AdapterError as exc:
                 nxt = self.candidates[i + 1].name if i + 1 < len(self.candidates) else None
                 self.fallback(self.candidates[i].name, str(exc), nxt)
         raise AdapterError("no speech recogniser is available")
 
-    def stream(self) -> FallbackStream:
-        index, inner = self.open(0)
-        return FallbackStream(self, index, inner)
+    def stream(self, options: RecognitionOptions | None = None) -> FallbackStream:
+        index, inner = self.open(0, options)
+        return FallbackStream(self, index, inner, options)
 
 
 class FallbackStream(RecognitionStream):
     """One utterance; `model` names the candidate recognising it now."""
 
-    def __init__(self, owner: FallbackRecognizer, index: int, inner: RecognitionStream) -> None:
+    def __init__(self, owner: FallbackRecognizer, index: int, inner: RecognitionStream,
+                 options: RecognitionOptions | None = None) -> None:
+        self._options = options  # the next candidate recognises the utterance as asked too
         self._owner = owner
         self._index = index
         self._inner = inner
@@ -85,7 +87,7 @@ class FallbackStream(RecognitionStream):
                 raise exc
             self._owner.fallback(failed, str(exc), self._owner.candidates[self._index + 1].name)
             try:
-                self._index, self._inner = self._owner.open(self._index + 1)
+                self._index, self._inner = self._owner.open(self._index + 1, self._options)
             except AdapterError:
                 raise exc from None  # open() reported each candidate it could not use
             if self._expedited:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript
 from router.breaker import CircuitBreaker
 from router.failover import Attempt
 from router.telemetry import Outcome
@@ -96,12 +96,12 @@ class MeteredRecognizer(SpeechRecognizer):
     async def start(self) -> None:
         await self.inner.start()
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         # The session needs a recogniser even when every breaker is open, so a refusal only means this
         # utterance gives the breaker no verdict.
         admitted = self._breaker.allow()
         try:
-            inner = self.inner.stream()
+            inner = self.inner.stream(options)
         except Exception:
             if admitted:
                 self._breaker.record(ok=False)

@@ -40,7 +40,7 @@ MIN_SESSIONS_MEASURED = 2
 
 @dataclass(frozen=True)
 class CapacityLimits:
-    max_sessions: int = 150  # per process, a last resort: bench_load fills one loop here at about 150-200 sessions of 20 ms appends
+    max_sessions: int = 150  # per process, a last resort: bench_load fills one loop at ~150-200 sessions of 20 ms
     max_loop_lag_ms: float = 50.0  # median of the window's samples: sustained lateness, not one GC pause
     max_loop_busy: float = 0.75  # share of one core used by the loop thread (bench_load: p99 lag < 25 ms at 0.8)
     max_asr_backlog_s: float = 1.0  # the worst session's audio not yet recognised (where it starts shedding partials)

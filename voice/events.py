@@ -288,6 +288,20 @@ class TranscriptionPartial(ServerEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class TranscriptionWords(ServerEvent):
+    """The final transcript's words with their times and confidences, where the recogniser gives them (Whisper
+    does, pocketsphinx gives times). Times are ms into the item's audio, which starts at `audio_start_ms` of the
+    input buffer (None for a manually committed buffer); `confidence` is the utterance's (geometric mean)."""
+
+    type: ClassVar[str] = "somagent.input_audio_transcription.words"
+    item_id: str
+    model: str | None
+    audio_start_ms: int | None
+    confidence: float | None
+    words: list[dict[str, Any]]
+
+
+@dataclass(slots=True, kw_only=True)
 class AsrLagging(ServerEvent):
     type: ClassVar[str] = "somagent.asr.lagging"
     item_id: str | None

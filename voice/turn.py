@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from adapters.aio import TaskSet
+from adapters.asr.base import RecognitionOptions
 from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
@@ -59,6 +60,7 @@ class _Turn:
     create_response: bool
     previous_item_id: str | None
     wants_asr: bool = True  # False: nothing asked for a transcript, so none was made
+    audio_start_ms: int | None = None  # where the item's audio starts in the input buffer (server VAD)
 
 
 class TurnController:
@@ -81,6 +83,7 @@ class TurnController:
         self._wants_asr = True
         self._finishing: BackgroundRecognition | None = None  # the committed utterance being finalised
         self._item_id: str | None = None
+        self._utterance_start_ms: int | None = None
         self._buffer_ms = 0.0
         self._last_audio_at: float | None = None
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
@@ -188,6 +191,11 @@ class TurnController:
         td = cfg.turn_detection
         return cfg.transcription is not None or td is None or bool(td.create_response)
 
+    def _recognition_options(self) -> RecognitionOptions:
+        """`audio.input.transcription.language` and `prompt`, for the recogniser to honour where it can."""
+        t = self._config().audio.input.transcription
+        return RecognitionOptions(language=t.language, prompt=t.prompt) if t is not None else RecognitionOptions()
+
     def _open_stream(self) -> None:
         self._item_id = item_id = new_id("item")
         self._stream, self._asr_model = None, None
@@ -195,7 +203,7 @@ class TurnController:
         if not self._wants_asr:
             return
         try:
-            stream = self._router.recognizer(self.ctx).stream()  # fails over inside, at open and mid-utterance
+            stream = self._router.recognizer(self.ctx).stream(self._recognition_options())  # fails over inside
         except AdapterError as exc:
             log.warning("no recogniser for this utterance: %s", exc)
             return
@@ -214,6 +222,7 @@ class TurnController:
 
     async def _speech_started(self, event: SpeechStarted) -> None:
         self._open_stream()
+        self._utterance_start_ms = event.audio_start_ms
         self._buffer_ms = len(event.prefix) * FRAME_MS  # the utterance's audio, padding included
         self._emit(ev.InputAudioBufferSpeechStarted(audio_start_ms=event.audio_start_ms, item_id=self._item_id))
         td = self._turn_detection()
@@ -274,7 +283,8 @@ class TurnController:
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
-                                     self._wants_asr))
+                                     self._wants_asr, self._utterance_start_ms))
+        self._utterance_start_ms = None
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
         if self._finaliser is None or self._finaliser.done():
@@ -304,7 +314,7 @@ class TurnController:
     async def _finalise(self, turn: _Turn) -> None:
         item, metrics = turn.item, turn.metrics
         metrics.asr_model = turn.asr_model
-        transcript, failure, audio_s = "", None, 0.0
+        transcript, failure, audio_s, final = "", None, 0.0, None
         if turn.stream is not None:
             self._finishing = turn.stream
             try:
@@ -328,6 +338,13 @@ class TurnController:
                     self._emit(ev.InputTranscriptionDelta(item_id=item.id, content_index=0, delta=transcript))
                 self._emit(ev.InputTranscriptionCompleted(item_id=item.id, content_index=0, transcript=transcript,
                                                           usage={"type": "duration", "seconds": round(audio_s, 3)}))
+                if final is not None and (final.words or final.confidence is not None):
+                    self._emit(ev.TranscriptionWords(
+                        item_id=item.id, model=turn.asr_model, audio_start_ms=turn.audio_start_ms,
+                        confidence=None if final.confidence is None else round(final.confidence, 4),
+                        words=[{"word": w.word, "start_ms": round(w.start_s * 1000), "end_ms": round(w.end_s * 1000),
+                                "confidence": None if w.confidence is None else round(w.confidence, 4)}
+                               for w in final.words]))
         self._emit(ev.ConversationItemDone(previous_item_id=turn.previous_item_id, item=item.wire()))
         if turn.create_response and (transcript or failure):
             await self._wait_idle_response()

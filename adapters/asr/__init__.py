@@ -1,3 +1,3 @@
-from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript, WordTiming
+from adapters.asr.base import RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript, WordTiming
 
-__all__ = ["RecognitionStream", "SpeechRecognizer", "Transcript", "WordTiming"]
+__all__ = ["RecognitionOptions", "RecognitionStream", "SpeechRecognizer", "Transcript", "WordTiming"]

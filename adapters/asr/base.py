@@ -19,6 +19,15 @@ class WordTiming:
 
 
 @dataclass(frozen=True)
+class RecognitionOptions:
+    """What the session asks of one utterance's recognition (`audio.input.transcription`): each recogniser
+    honours what its model allows (an English-only model keeps English; pocketsphinx takes no prompt)."""
+
+    language: str | None = None  # ISO-639-1, e.g. "en"
+    prompt: str | None = None  # vocabulary or context that biases the decoding
+
+
+@dataclass(frozen=True)
 class Transcript:
     """A hypothesis for the audio pushed so far; `is_final` once the utterance is closed."""
 
@@ -61,7 +70,7 @@ class SpeechRecognizer(abc.ABC):
         """Load models ahead of the first call (server start-up)."""
 
     @abc.abstractmethod
-    def stream(self) -> RecognitionStream: ...
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream: ...
 
     def backlog(self) -> dict[str, float]:
         """Seconds of audio waiting to be recognised, per worker (what admission control and /metrics read)."""

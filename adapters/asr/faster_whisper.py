@@ -39,7 +39,14 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from adapters.aio import TaskSet, cancel_and_wait
-from adapters.asr.base import SAMPLE_RATE, RecognitionStream, SpeechRecognizer, Transcript, WordTiming
+from adapters.asr.base import (
+    SAMPLE_RATE,
+    RecognitionOptions,
+    RecognitionStream,
+    SpeechRecognizer,
+    Transcript,
+    WordTiming,
+)
 from adapters.asr.local_agreement import Hypothesis, LocalAgreement, Word, join_words
 from adapters.errors import AdapterError, AdapterUnavailable
 
@@ -385,13 +392,15 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         finally:
             self._slots.release()
 
-    def _transcribe(self, audio: np.ndarray, prompt: str) -> list[_Segment]:
-        """Worker thread: one transcription of `audio` (float32, 16 kHz), fully materialised."""
+    def _transcribe(self, audio: np.ndarray, prompt: str, language: str | None = None) -> list[_Segment]:
+        """Worker thread: one transcription of `audio` (float32, 16 kHz), fully materialised. `language` is
+        the session's, taken where the model is multilingual (an `.en` model keeps its configured one)."""
         cfg = self.config
         model = self._load()
+        multilingual = bool(getattr(getattr(model, "model", None), "is_multilingual", False))
         segments, _info = model.transcribe(
             audio,
-            language=cfg.language,
+            language=language if language and multilingual else cfg.language,
             beam_size=cfg.beam_size,
             temperature=list(cfg.temperature),
             word_timestamps=True,
@@ -408,14 +417,14 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         return out
 
     # -- streams
-    def stream(self) -> FasterWhisperStream:
+    def stream(self, options: RecognitionOptions | None = None) -> FasterWhisperStream:
         if self._closed:
             raise AdapterError("recognizer is closed")
         if self._unavailable is not None:
             raise self._unavailable
         if self._model is None:
             validate_model_dir(self.config.model_dir)  # cheap file checks: a missing or broken model is refused here
-        stream = FasterWhisperStream(self)
+        stream = FasterWhisperStream(self, options)
         self._streams.add(stream)
         return stream
 
@@ -468,9 +477,10 @@ _stream_ids = itertools.count(1)
 
 
 class FasterWhisperStream(RecognitionStream):
-    def __init__(self, owner: FasterWhisperRecognizer) -> None:
+    def __init__(self, owner: FasterWhisperRecognizer, options: RecognitionOptions | None = None) -> None:
         cfg = owner.config
         self._owner = owner
+        self.options = options or RecognitionOptions()
         self.key = next(_stream_ids)
         self.policy = LocalAgreement(cfg.agreement, cfg.trim_s, cfg.max_buffer_s)
         self._audio = np.zeros(0, dtype=np.int16)  # samples [_audio_start, _audio_start + len)
@@ -539,9 +549,12 @@ class FasterWhisperStream(RecognitionStream):
             return None
         offset_s = self._audio_start / SAMPLE_RATE
         samples = audio.astype(np.float32) / 32768.0
-        prompt = self.policy.prompt(self._owner.config.prompt_chars)
+        # the session's prompt (vocabulary, context) first, then the confirmed text trimmed out of the buffer
+        prompt = " ".join(p for p in (self.options.prompt, self.policy.prompt(self._owner.config.prompt_chars)) if p)
+        language = self.options.language
         segments = await self._owner.run(
-            self.key, lambda: self._owner._transcribe(samples, prompt), urgent=final, audio_s=len(samples) / SAMPLE_RATE
+            self.key, lambda: self._owner._transcribe(samples, prompt, language), urgent=final,
+            audio_s=len(samples) / SAMPLE_RATE,
         )
         self.transcriptions += 1
         return self._hypothesis(segments, offset_s, len(samples) / SAMPLE_RATE), end_s

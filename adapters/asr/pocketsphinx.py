@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from adapters.asr import pocketsphinx_worker
-from adapters.asr.base import SAMPLE_RATE, RecognitionStream, SpeechRecognizer, Transcript, WordTiming
+from adapters.asr.base import (
+    SAMPLE_RATE,
+    RecognitionOptions,
+    RecognitionStream,
+    SpeechRecognizer,
+    Transcript,
+    WordTiming,
+)
 from adapters.errors import AdapterError, AdapterUnavailable
 
 
@@ -266,7 +273,8 @@ class PocketsphinxRecognizer(SpeechRecognizer):
             await asyncio.gather(*(w.ready(self.config.start_timeout_s) for w in fresh))
             self._workers.extend(fresh)
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
+        """One utterance; `options` do not apply (one English model, no prompt)."""
         return PocketsphinxStream(self, next(self._ids))
 
     async def worker(self) -> _Worker:

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript
 from adapters.asr.pocketsphinx import PocketsphinxConfig, PocketsphinxRecognizer
 from router import Role
 from router.catalog import ModelEntry
@@ -129,7 +129,7 @@ class _CountingRecognizer(SpeechRecognizer):
     def __init__(self) -> None:
         self.opened = 0
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         self.opened += 1
         return _CountingStream()
 

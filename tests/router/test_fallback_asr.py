@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript
 from adapters.errors import AdapterError
 from router import CallContext, Role, Topic
 from router.catalog import ModelEntry
@@ -47,11 +47,13 @@ class _ASR(SpeechRecognizer):
         self.name, self.refuse, self.fail_after, self.fail_finish = name, refuse, fail_after, fail_finish
         self.pushes = 0
         self.streams: list[_Stream] = []
+        self.options: list[RecognitionOptions | None] = []
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         if self.refuse:
             raise AdapterError(f"{self.name} is not loaded")
         self.streams.append(_Stream(self))
+        self.options.append(options)
         return self.streams[-1]
 
 
@@ -67,13 +69,15 @@ async def test_a_candidate_that_refuses_the_stream_is_passed_over():
 async def test_a_failure_mid_utterance_replays_the_audio_so_far_into_the_next():
     moves = []
     primary, backup = _ASR("a", fail_after=2), _ASR("b")
-    stream = FallbackRecognizer([primary, backup], lambda *m: moves.append(m)).stream()
+    asked = RecognitionOptions(language="en", prompt="card names")
+    stream = FallbackRecognizer([primary, backup], lambda *m: moves.append(m)).stream(asked)
     for _ in range(4):  # the third push fails: b gets all three in one replay, then the fourth
         await stream.push(CHUNK)
     final = await stream.finish()
     assert final.text == "b heard 6400"  # nothing the user said was lost
     assert primary.streams[0].closed and stream.model == "b"
     assert moves == [("a", "a crashed", "b")]
+    assert primary.options == backup.options == [asked]  # the next candidate recognises it as asked too
 
 
 async def test_a_failed_finish_moves_on_and_the_next_finishes_the_utterance():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters.asr.base import RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import RecognitionOptions, RecognitionStream, SpeechRecognizer, Transcript
 from adapters.errors import AdapterError
 from router import CallContext, Role, Topic
 from router.breaker import BreakerState
@@ -38,7 +38,7 @@ class FakeASR(SpeechRecognizer):
         self.name = name
         self.fail = fail
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         return FakeStream(self.fail)
 
 

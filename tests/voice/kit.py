@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.base import SAMPLE_RATE, RecognitionStream, SpeechRecognizer, Transcript
+from adapters.asr.base import (
+    SAMPLE_RATE,
+    RecognitionOptions,
+    RecognitionStream,
+    SpeechRecognizer,
+    Transcript,
+    WordTiming,
+)
 from adapters.llm.base import ChatChunk, ChatModel, ChatRequest, ChatUsage
 from adapters.tts.base import SpeechSynthesizer
 from dsp import OpusEncoder, resample
@@ -63,6 +70,7 @@ class ScriptedStream(RecognitionStream):
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.options: RecognitionOptions | None = None  # what the session asked of this utterance
         self.samples = 0
         self.finished = False
         self.closed = False
@@ -80,8 +88,12 @@ class ScriptedStream(RecognitionStream):
         return Transcript(text, False, audio_s=self.samples / SAMPLE_RATE)
 
     async def finish(self) -> Transcript:
+        """The script, its words spread evenly over the audio pushed, each 0.9 sure."""
         self.finished = True
-        return Transcript(self.text, True, audio_s=self.samples / SAMPLE_RATE)
+        words, audio_s = self.text.split(), self.samples / SAMPLE_RATE
+        step = audio_s / max(1, len(words))
+        timings = tuple(WordTiming(w, round(i * step, 3), round((i + 1) * step, 3), 0.9) for i, w in enumerate(words))
+        return Transcript(self.text, True, words=timings, confidence=0.9 if words else None, audio_s=audio_s)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -96,8 +108,9 @@ class ScriptedRecognizer(SpeechRecognizer):
         self.transcripts: deque[str] = deque(transcripts)
         self.streams: list[ScriptedStream] = []
 
-    def stream(self) -> RecognitionStream:
+    def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         stream = ScriptedStream(self.transcripts.popleft() if self.transcripts else "")
+        stream.options = options
         self.streams.append(stream)
         return stream
 

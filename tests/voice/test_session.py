@@ -245,3 +245,33 @@ async def test_every_wire_form_of_an_append_feeds_the_same_audio():
         await kit.send_raw('{"type":"input_audio_buffer.append","audio":"not base64!"}')  # hot path, bad payload
         (err,) = await kit.until("error")
         assert (err["error"]["code"], err["error"]["param"]) == ("invalid_base64", "audio")
+
+
+async def test_the_final_transcript_words_and_the_asked_language_and_prompt():
+    """`transcription.language`/`prompt` reach the recogniser's stream; with somagent events on, the final's word
+    timings and confidences follow the completed transcript (times into the item's audio)."""
+    from adapters.asr.base import RecognitionOptions
+
+    session = {"somagent": {"events": True}, "audio": {"input": {"transcription": {
+        "model": "scripted-asr", "language": "de", "prompt": "Ortsnamen: Wuppertal"}}}}
+    async with voice_session(transcripts=["turn on the lights"], replies=["Done."], session=session) as kit:
+        await kit.next()
+        await kit.speak()
+        events = await kit.until("somagent.input_audio_transcription.words")
+        started = one(events, "input_audio_buffer.speech_started")
+        completed = one(events, "conversation.item.input_audio_transcription.completed")
+        words = events[-1]
+        assert types(events).index(completed["type"]) < len(events) - 1
+        assert words["item_id"] == completed["item_id"] and words["model"] == "scripted-asr"
+        assert words["audio_start_ms"] == started["audio_start_ms"] and words["confidence"] == 0.9
+        assert [w["word"] for w in words["words"]] == ["turn", "on", "the", "lights"]
+        ends = [w["end_ms"] for w in words["words"]]
+        assert ends == sorted(ends) and all(w["start_ms"] < w["end_ms"] for w in words["words"])
+        assert kit.asr.streams[0].options == RecognitionOptions(language="de", prompt="Ortsnamen: Wuppertal")
+    async with voice_session(transcripts=["turn on the lights"], replies=["Done."]) as kit:  # somagent events off
+        await kit.next()
+        await kit.speak()
+        events = await kit.until("response.done")
+        assert "conversation.item.input_audio_transcription.completed" in types(events)
+        assert not [t for t in types(events) if t.startswith("somagent.")]
+        assert kit.asr.streams[0].options == RecognitionOptions()

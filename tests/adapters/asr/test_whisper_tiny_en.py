@@ -44,3 +44,28 @@ async def test_partials_while_speaking_and_a_final_that_agrees(whisper_tiny):
     assert partials and all(p for p in partials)
     assert normalise(final.text).startswith("eight of spades")
     assert final.words and final.words[0].start_s < final.words[-1].end_s <= len(pcm) / 16000 + 0.1
+
+
+async def test_words_carry_times_and_confidences_and_the_session_prompt_reaches_the_model(whisper_tiny, monkeypatch):
+    """The session's `prompt` goes into Whisper's initial prompt; `language` is taken by a multilingual model only
+    (tiny.en keeps English: asked for French it still transcribes the English speech)."""
+    from adapters.asr.base import RecognitionOptions
+
+    seen: list[tuple[str, str | None]] = []
+    real = whisper_tiny._transcribe
+
+    def spy(audio, prompt, language=None):  # noqa: ANN001, ANN202
+        seen.append((prompt, language))
+        return real(audio, prompt, language)
+
+    monkeypatch.setattr(whisper_tiny, "_transcribe", spy)
+    pcm, _rate = speech("goforward.wav")
+    stream = whisper_tiny.stream(RecognitionOptions(language="fr", prompt="Robot commands."))
+    for start in range(0, len(pcm), FRAME):
+        await stream.push(pcm[start : start + FRAME], partial=False)
+    final = await stream.finish()
+    assert seen and all(p.startswith("Robot commands.") and lang == "fr" for p, lang in seen)
+    assert normalise(final.text) == "go forward ten meters"
+    starts = [w.start_s for w in final.words]
+    assert starts == sorted(starts) and all(w.start_s < w.end_s for w in final.words)
+    assert all(0 < w.confidence <= 1 for w in final.words) and 0 < final.confidence <= 1
