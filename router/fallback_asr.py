@@ -124,5 +124,8 @@ class FallbackStream(RecognitionStream):
         self._expedited = True
         self._inner.expedite()
 
+    def speculate(self) -> None:
+        self._inner.speculate()  # a candidate taking over later decodes its final when the turn ends
+
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -44,6 +44,9 @@ class MeteredStream(RecognitionStream):
     def expedite(self) -> None:
         self._inner.expedite()
 
+    def speculate(self) -> None:
+        self._inner.speculate()
+
     async def finish(self) -> Transcript:
         self._finish_started = time.perf_counter()
         try:

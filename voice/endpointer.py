@@ -76,6 +76,11 @@ class Endpointer:
             return SpeechStopped(audio_end_ms=self._last_voiced_end_ms)
         return None
 
+    @property
+    def silence_began(self) -> bool:
+        """The frame just pushed was the first silent one after speech (the endpoint may follow)."""
+        return self.in_speech and self._silent_run == 1
+
     def reset(self) -> None:
         self._ring.clear()
         self._voiced_run = 0

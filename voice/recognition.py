@@ -43,6 +43,7 @@ class BackgroundRecognition:
         self._pending_samples = 0
         self._inflight_samples = 0
         self._wake = asyncio.Event()
+        self._speculate = False
         self._closing = False
         self.lagging = False
         self.lag_episodes = 0
@@ -65,6 +66,12 @@ class BackgroundRecognition:
         self._pending_samples += len(pcm)
         self._check_lag()
         self._wake.set()
+
+    def speculate(self) -> None:
+        """Silence began: once the audio pushed so far is with the recogniser, let it start its final."""
+        if self.error is None and not self._closing:
+            self._speculate = True
+            self._wake.set()
 
     def _check_lag(self) -> None:
         behind = self._pending_samples + self._inflight_samples
@@ -98,6 +105,9 @@ class BackgroundRecognition:
                 self._check_lag()
                 if partial is not None and partial.text and not self.lagging:
                     self._on_partial(partial)
+            if self._speculate:
+                self._speculate = False
+                self._stream.speculate()
             if self._closing:
                 return
 

@@ -174,6 +174,8 @@ class TurnController:
             await self._speech_stopped(event)
         elif was_speaking:
             self._push(frame)
+            if ep.silence_began and self._stream is not None:
+                self._stream.speculate()  # a costly final starts now, not when the silence window closes
             # echo gate: a held onset whose speech proves clearly louder than the echo is a barge-in after all
             if self.echo.pending and self.echo.confirm(frame) and self.response is not None \
                     and self.response.is_audible():

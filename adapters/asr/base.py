@@ -52,6 +52,10 @@ class RecognitionStream(abc.ABC):
     async def finish(self) -> Transcript:
         """Close the utterance and return the final hypothesis for everything pushed."""
 
+    def speculate(self) -> None:
+        """Silence began after speech: the utterance may be over. A recogniser whose final is costly may start
+        it now over the audio so far, and `finish()` uses it if only silence followed."""
+
     def expedite(self) -> None:
         """The utterance has ended and a user waits for its final: a recogniser shared by many streams may
         do this stream's remaining work before the work of streams still speaking."""

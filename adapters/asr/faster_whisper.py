@@ -494,6 +494,9 @@ class FasterWhisperStream(RecognitionStream):
         self._returned_text = ""
         self.closed = False
         self.transcriptions = 0
+        self._spec: asyncio.Task | None = None  # a final decoded speculatively at the start of silence ...
+        self._spec_at = 0  # ... over the samples pushed until then
+        self.speculative_finals = 0  # finals that were the speculation (nothing loud came after it)
 
     # -- audio buffer
     def _consolidate(self) -> np.ndarray:
@@ -536,14 +539,16 @@ class FasterWhisperStream(RecognitionStream):
                 words.append(Word(text, offset_s + start, offset_s + end, prob))
         return Hypothesis(tuple(words), tuple(ends))
 
-    async def _transcribe(self, final: bool) -> tuple[Hypothesis, float] | None:
-        """Transcribe the buffer as it is now; None when it is too quiet to bother."""
+    async def _transcribe(self, final: bool, *, speculative: bool = False) -> tuple[Hypothesis, float] | None:
+        """Transcribe the buffer as it is now; None when it is too quiet to bother. A speculative one changes
+        nothing of the stream's (it may be dropped: speech came back)."""
         audio = self._consolidate()
         end_s = (self._audio_start + len(audio)) / SAMPLE_RATE
-        self._since = 0
-        if self.policy.enforce_limit(end_s) is not None:
-            self._drop_before(self.policy.buffer_start_s)
-            audio = self._audio
+        if not speculative:
+            self._since = 0
+            if self.policy.enforce_limit(end_s) is not None:
+                self._drop_before(self.policy.buffer_start_s)
+                audio = self._audio
         if not self._loud(audio):
             self._owner.skipped_silent += 1
             return None
@@ -615,9 +620,39 @@ class FasterWhisperStream(RecognitionStream):
             self._total += pcm.size
             self._since += pcm.size
         self._harvest()
-        if partial and self._task is None and self._since >= self._interval:
+        if self._spec is not None and pcm.size and self._loud(pcm):  # speech again: the speculation is moot
+            self._drop(self._spec)
+            self._spec = None
+        if partial and self._task is None and self._spec is None and self._since >= self._interval:
             self._task = asyncio.create_task(self._step(), name=f"faster-whisper-stream-{self.key}")
         return self._take_partial()
+
+    def speculate(self) -> None:
+        """Decode the buffer as the final would, now: when the endpoint fires after only silence, the final is
+        this decode (already done, or under way since the silence began) instead of one started then."""
+        if self.closed:
+            return
+        if self._spec is not None:
+            if not self._loud(self._since_sample(self._spec_at)):
+                return  # only silence since the speculation began: it still holds
+            self._drop(self._spec)  # speech came back after it: a new one covers that speech
+        self._spec_at = self._total
+        self._spec = asyncio.create_task(self._speculative(), name=f"faster-whisper-speculate-{self.key}")
+
+    async def _speculative(self) -> tuple[Hypothesis, float] | None:
+        if self._task is not None:  # a partial under way: it goes first, as before a final
+            await asyncio.wait([self._task])
+        return await self._transcribe(final=True, speculative=True)
+
+    @staticmethod
+    def _drop(task: asyncio.Task) -> None:
+        """A speculation nobody will use: cancelled (queued, it never runs), its outcome not needed."""
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        task.cancel()
+
+    def _since_sample(self, sample: int) -> np.ndarray:
+        audio = self._consolidate()
+        return audio[max(0, sample - self._audio_start):]
 
     async def settle(self) -> Transcript | None:
         """Wait for this stream's transcription in flight; return a partial if the hypothesis changed.
@@ -634,11 +669,23 @@ class FasterWhisperStream(RecognitionStream):
             raise AdapterError("recognition stream already finished")
         self.closed = True
         try:
+            spec, self._spec = self._spec, None
             if self._task is not None:
                 await asyncio.wait([self._task])
                 self._harvest()
             hypothesis = None
-            if self._since > 0 or self._pending:
+            if spec is not None and not self._loud(self._since_sample(self._spec_at)):
+                try:
+                    result = await spec  # what was said ended where the silence began
+                except AdapterError:
+                    raise
+                except Exception as exc:
+                    raise AdapterError(f"faster-whisper transcription failed: {exc!r}") from exc
+                self.speculative_finals += 1
+                hypothesis = result[0] if result is not None else None
+            elif self._since > 0 or self._pending or spec is not None:
+                if spec is not None:
+                    self._drop(spec)
                 result = await self._transcribe(final=True)
                 hypothesis = result[0] if result is not None else None
             words = self.policy.finish(hypothesis)
@@ -650,6 +697,8 @@ class FasterWhisperStream(RecognitionStream):
         self.closed = True
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        spec, self._spec = self._spec, None
+        await cancel_and_wait(spec)
         for job in self._owner._queue.remove(self.key):  # e.g. a `finish` waiting in another task
             if not job.future.done():
                 job.future.set_exception(AdapterError("recognition stream closed"))

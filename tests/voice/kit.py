@@ -72,6 +72,7 @@ class ScriptedStream(RecognitionStream):
         self.text = text
         self.options: RecognitionOptions | None = None  # what the session asked of this utterance
         self.samples = 0
+        self.speculated_at: list[int] = []  # samples pushed when the turn said silence began
         self.finished = False
         self.closed = False
         self._partial = ""
@@ -86,6 +87,9 @@ class ScriptedStream(RecognitionStream):
             return None
         self._partial = text
         return Transcript(text, False, audio_s=self.samples / SAMPLE_RATE)
+
+    def speculate(self) -> None:
+        self.speculated_at.append(self.samples)
 
     async def finish(self) -> Transcript:
         """The script, its words spread evenly over the audio pushed, each 0.9 sure."""

@@ -147,9 +147,9 @@ async def test_buffer_is_trimmed_and_bounded():
     seen: list[int] = []
     original = rec._transcribe
 
-    def spy(audio, prompt):
+    def spy(audio, prompt, language=None):
         seen.append(len(audio))
-        return original(audio, prompt)
+        return original(audio, prompt, language)
 
     rec._transcribe = spy
     try:
@@ -331,7 +331,7 @@ def test_config_from_env():
 def blocking_transcribe(rec: FasterWhisperRecognizer):
     entered, gate = threading.Event(), threading.Event()
 
-    def blocked(audio, prompt):
+    def blocked(audio, prompt, language=None):
         entered.set()
         gate.wait(30)
         return []
