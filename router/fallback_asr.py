@@ -127,5 +127,8 @@ class FallbackStream(RecognitionStream):
     def speculate(self) -> None:
         self._inner.speculate()  # a candidate taking over later decodes its final when the turn ends
 
+    def speech_resumed(self) -> None:
+        self._inner.speech_resumed()
+
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -47,6 +47,9 @@ class MeteredStream(RecognitionStream):
     def speculate(self) -> None:
         self._inner.speculate()
 
+    def speech_resumed(self) -> None:
+        self._inner.speech_resumed()
+
     async def finish(self) -> Transcript:
         self._finish_started = time.perf_counter()
         try:

@@ -77,9 +77,9 @@ class Endpointer:
         return None
 
     @property
-    def silence_began(self) -> bool:
-        """The frame just pushed was the first silent one after speech (the endpoint may follow)."""
-        return self.in_speech and self._silent_run == 1
+    def silent_frames(self) -> int:
+        """Unvoiced frames in a row while in speech (the endpoint comes at `silence_frames`)."""
+        return self._silent_run if self.in_speech else 0
 
     def reset(self) -> None:
         self._ring.clear()

@@ -68,10 +68,17 @@ class BackgroundRecognition:
         self._wake.set()
 
     def speculate(self) -> None:
-        """Silence began: once the audio pushed so far is with the recogniser, let it start its final."""
+        """The user fell silent: once the audio pushed so far is with the recogniser, let it start its final."""
         if self.error is None and not self._closing:
             self._speculate = True
             self._wake.set()
+
+    def speech_resumed(self) -> None:
+        """Speech again: a speculation not yet handed on is forgotten, one handed on is dropped."""
+        if self._speculate:
+            self._speculate = False
+        elif self.error is None:
+            self._stream.speech_resumed()
 
     def _check_lag(self) -> None:
         behind = self._pending_samples + self._inflight_samples

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[ev.ServerEvent], None]
 MIN_COMMIT_MS = 100
+SPECULATE_MS = 100  # silence after which the final may be decoded ahead of the endpoint
 FEATURE_WARMUP_FRAMES = 2  # 40 ms before an onset: more than the features' 512-sample (32 ms) analysis window
 MAX_METRICS = 200
 
@@ -84,6 +85,7 @@ class TurnController:
         self._finishing: BackgroundRecognition | None = None  # the committed utterance being finalised
         self._item_id: str | None = None
         self._utterance_start_ms: int | None = None
+        self._speculating = False  # this utterance's recogniser was told the user fell silent
         self._buffer_ms = 0.0
         self._last_audio_at: float | None = None
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
@@ -174,14 +176,28 @@ class TurnController:
             await self._speech_stopped(event)
         elif was_speaking:
             self._push(frame)
-            if ep.silence_began and self._stream is not None:
-                self._stream.speculate()  # a costly final starts now, not when the silence window closes
+            if self._stream is not None:
+                self._speculation(ep, voiced)
             # echo gate: a held onset whose speech proves clearly louder than the echo is a barge-in after all
             if self.echo.pending and self.echo.confirm(frame) and self.response is not None \
                     and self.response.is_audible():
                 self.false_barge_ins -= 1
                 self.barge_ins += 1
                 await self.interrupt(reason="turn_detected")
+
+    def _speculation(self, ep: Endpointer, voiced: bool) -> None:
+        """After SPECULATE_MS of silence the recogniser may start its final (the endpoint follows unless speech
+        comes back, and then it is told so): a pause between words costs no decode, and a final that takes longer
+        than the silence window is that much nearer when the turn ends."""
+        assert self._stream is not None
+        if voiced:
+            if self._speculating:
+                self._speculating = False
+                self._stream.speech_resumed()
+        elif not self._speculating and ep.silent_frames >= max(1, min(SPECULATE_MS // FRAME_MS,
+                                                                       ep.silence_frames - 1)):
+            self._speculating = True
+            self._stream.speculate()
 
     def _needs_recognition(self) -> bool:
         """A transcript is wanted, or a response may follow this utterance (which needs its text).
@@ -295,6 +311,7 @@ class TurnController:
     def _forget_utterance(self) -> None:
         """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
         self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._speculating = False
         self._analytics.reset()
 
     async def _discard_utterance(self) -> None:

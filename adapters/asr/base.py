@@ -53,8 +53,12 @@ class RecognitionStream(abc.ABC):
         """Close the utterance and return the final hypothesis for everything pushed."""
 
     def speculate(self) -> None:
-        """Silence began after speech: the utterance may be over. A recogniser whose final is costly may start
-        it now over the audio so far, and `finish()` uses it if only silence followed."""
+        """The user has been silent a while after speech: the utterance may be over. A recogniser whose final is
+        costly may start it now over the audio so far: unless `speech_resumed()` comes, only silence follows, and
+        `finish()` may use it."""
+
+    def speech_resumed(self) -> None:
+        """The user speaks again after `speculate()`: a final started then is moot."""
 
     def expedite(self) -> None:
         """The utterance has ended and a user waits for its final: a recogniser shared by many streams may

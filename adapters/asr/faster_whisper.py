@@ -494,8 +494,7 @@ class FasterWhisperStream(RecognitionStream):
         self._returned_text = ""
         self.closed = False
         self.transcriptions = 0
-        self._spec: asyncio.Task | None = None  # a final decoded speculatively at the start of silence ...
-        self._spec_at = 0  # ... over the samples pushed until then
+        self._spec: asyncio.Task | None = None  # a final decoded speculatively once the user fell silent
         self.speculative_finals = 0  # finals that were the speculation (nothing loud came after it)
 
     # -- audio buffer
@@ -620,28 +619,25 @@ class FasterWhisperStream(RecognitionStream):
             self._total += pcm.size
             self._since += pcm.size
         self._harvest()
-        if self._spec is not None and pcm.size and self._loud(pcm):  # speech again: the speculation is moot
-            self._drop(self._spec)
-            self._spec = None
         if partial and self._task is None and self._spec is None and self._since >= self._interval:
             self._task = asyncio.create_task(self._step(), name=f"faster-whisper-stream-{self.key}")
         return self._take_partial()
 
     def speculate(self) -> None:
-        """Decode the buffer as the final would, now: when the endpoint fires after only silence, the final is
-        this decode (already done, or under way since the silence began) instead of one started then."""
-        if self.closed:
+        """Decode the buffer as the final would, now: when the endpoint fires (only silence since), the final is
+        this decode, already done or under way, instead of one started then. Partials pause meanwhile."""
+        if self.closed or self._spec is not None:
             return
-        if self._spec is not None:
-            if not self._loud(self._since_sample(self._spec_at)):
-                return  # only silence since the speculation began: it still holds
-            self._drop(self._spec)  # speech came back after it: a new one covers that speech
-        self._spec_at = self._total
+        if self._task is not None:  # a partial queued or under way: the final covers its audio, so it goes
+            self._task.cancel()
         self._spec = asyncio.create_task(self._speculative(), name=f"faster-whisper-speculate-{self.key}")
 
+    def speech_resumed(self) -> None:
+        if self._spec is not None:
+            self._drop(self._spec)
+            self._spec = None
+
     async def _speculative(self) -> tuple[Hypothesis, float] | None:
-        if self._task is not None:  # a partial under way: it goes first, as before a final
-            await asyncio.wait([self._task])
         return await self._transcribe(final=True, speculative=True)
 
     @staticmethod
@@ -649,10 +645,6 @@ class FasterWhisperStream(RecognitionStream):
         """A speculation nobody will use: cancelled (queued, it never runs), its outcome not needed."""
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         task.cancel()
-
-    def _since_sample(self, sample: int) -> np.ndarray:
-        audio = self._consolidate()
-        return audio[max(0, sample - self._audio_start):]
 
     async def settle(self) -> Transcript | None:
         """Wait for this stream's transcription in flight; return a partial if the hypothesis changed.
@@ -674,7 +666,7 @@ class FasterWhisperStream(RecognitionStream):
                 await asyncio.wait([self._task])
                 self._harvest()
             hypothesis = None
-            if spec is not None and not self._loud(self._since_sample(self._spec_at)):
+            if spec is not None:
                 try:
                     result = await spec  # what was said ended where the silence began
                 except AdapterError:
@@ -683,9 +675,7 @@ class FasterWhisperStream(RecognitionStream):
                     raise AdapterError(f"faster-whisper transcription failed: {exc!r}") from exc
                 self.speculative_finals += 1
                 hypothesis = result[0] if result is not None else None
-            elif self._since > 0 or self._pending or spec is not None:
-                if spec is not None:
-                    self._drop(spec)
+            elif self._since > 0 or self._pending:
                 result = await self._transcribe(final=True)
                 hypothesis = result[0] if result is not None else None
             words = self.policy.finish(hypothesis)

@@ -72,7 +72,8 @@ class ScriptedStream(RecognitionStream):
         self.text = text
         self.options: RecognitionOptions | None = None  # what the session asked of this utterance
         self.samples = 0
-        self.speculated_at: list[int] = []  # samples pushed when the turn said silence began
+        self.speculated_at: list[int] = []  # samples pushed when the turn said the user fell silent
+        self.resumed = 0  # ... and how often the user spoke again after it
         self.finished = False
         self.closed = False
         self._partial = ""
@@ -90,6 +91,9 @@ class ScriptedStream(RecognitionStream):
 
     def speculate(self) -> None:
         self.speculated_at.append(self.samples)
+
+    def speech_resumed(self) -> None:
+        self.resumed += 1
 
     async def finish(self) -> Transcript:
         """The script, its words spread evenly over the audio pushed, each 0.9 sure."""

@@ -73,18 +73,20 @@ async def test_words_carry_times_and_confidences_and_the_session_prompt_reaches_
     assert all(0 < w.confidence <= 1 for w in final.words) and 0 < final.confidence <= 1
 
 
-async def test_a_final_speculated_when_silence_began_is_the_final_when_only_silence_followed(whisper_tiny):
+async def test_a_final_speculated_when_the_user_fell_silent_is_the_final_unless_speech_resumed(whisper_tiny):
     import numpy as np
 
     pcm, _rate = speech("goforward.wav")
     silence = np.zeros(FRAME * 15, dtype=np.int16)  # the 300 ms window that ends the turn
 
-    async def utterance(after_speculation: np.ndarray):  # noqa: ANN202
+    async def utterance(after_speculation: np.ndarray, resumed: bool = False):  # noqa: ANN202
         stream = whisper_tiny.stream()
         for start in range(0, len(pcm), FRAME):
             await stream.push(pcm[start : start + FRAME])
         stream.speculate()
         await asyncio.sleep(0)  # it starts at once
+        if resumed:
+            stream.speech_resumed()
         for start in range(0, len(after_speculation), FRAME):
             await stream.push(after_speculation[start : start + FRAME])
         decodes_before_finish = stream.transcriptions
@@ -93,6 +95,6 @@ async def test_a_final_speculated_when_silence_began_is_the_final_when_only_sile
     stream, final, _ = await utterance(silence)
     assert stream.speculative_finals == 1 and normalise(final.text) == "go forward ten meters"
     # speech after the speculation: it is dropped, and the final decodes everything
-    stream, final, before = await utterance(np.concatenate([pcm, silence]))
+    stream, final, before = await utterance(np.concatenate([pcm, silence]), resumed=True)
     assert stream.speculative_finals == 0 and stream.transcriptions > before
     assert normalise(final.text).count("forward") == 2, final.text
