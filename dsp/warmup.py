@@ -38,4 +38,6 @@ def warmup() -> float:
     kernels.check_finite(np.zeros(1, np.float32))
     for rate in (8000, 24000, 48000):  # the input rates clients send, to the 16 kHz pipeline
         PolyphaseResampler(rate, 16000).process(np.zeros(480, np.int16))
+        # and as the session decodes audio/pcm: np.frombuffer of the payload is read-only, another numba type
+        PolyphaseResampler(rate, 16000).process(np.frombuffer(bytes(960), dtype="<i2"))
     return time.perf_counter() - started

@@ -42,12 +42,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from voice.replay import print_event, replay
+    from voice.replay import TranscriptFileError, print_event, read_transcripts, replay, require_scoring, summary
 
     logging.basicConfig(level=logging.WARNING)
     if args.speed < 0:
         print("somagent-voice: --speed must be >= 0 (0 sends as fast as possible)", file=sys.stderr)
         return 2
+    references = None
+    if args.transcripts:
+        try:
+            references = read_transcripts(args.transcripts)
+            require_scoring()
+        except TranscriptFileError as exc:
+            print(f"somagent-voice: {exc}", file=sys.stderr)
+            return 2
+        except ImportError as exc:
+            print(f"somagent-voice: --transcripts needs jiwer and whisper-normalizer (the dev extras: "
+                  f"pip install -e '.[dev]'): {exc}", file=sys.stderr)
+            return 2
     router = None
     if args.asr or args.asr_model:
         if args.url:
@@ -57,13 +69,18 @@ def _replay(args: argparse.Namespace) -> int:
         router = _replay_router(args.asr or "faster-whisper", args.asr_model)
     results = asyncio.run(replay(args.files, url=args.url, speed=args.speed, api_key=args.api_key,
                                  sink=print_event(args.json), router=router))
-    summary = {"type": "summary", "files": [r.summary() for r in results]}
+    line = summary(results, references)
     if args.json:
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(line), flush=True)
     else:
-        for r in results:
+        for r, entry in zip(results, line["files"], strict=True):
             status = f"error: {r.error}" if r.error else f"{len(r.turns)} turn(s)"
+            if entry.get("wer") is not None:
+                status += f", WER {entry['wer']:.3f}"
             print(f"{Path(r.file).name}: {status}")
+        if references is not None:
+            overall = line["wer"]
+            print(f"WER over the files with a reference: {'n/a' if overall is None else f'{overall:.3f}'}")
     return 1 if any(r.error for r in results) else 0
 
 
@@ -108,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recogniser of the in-process server (faster-whisper falls back to pocketsphinx)")
     rep.add_argument("--asr-model", help="faster-whisper model directory (model.bin, config.json, tokenizer.json ...); "
                      "default: SOMAGENT_WHISPER_MODEL, else Whisper tiny.en")
+    rep.add_argument("--transcripts", metavar="FILE.tsv",
+                     help="reference transcripts (a TSV with 'file' and 'transcript' columns, as "
+                          "fixtures/audio/speech/transcripts.tsv): each file's WER and the overall WER")
     rep.set_defaults(func=_replay)
     return parser
 

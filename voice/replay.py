@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import csv
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +53,105 @@ class FileResult:
             d.pop("speech_end_at")
             turns.append(d)
         return {"file": self.file, "error": self.error, "turns": turns, "session_errors": self.session_errors}
+
+    @property
+    def hypothesis(self) -> str:
+        """What the server heard in the whole file: its turns' user transcripts, in order."""
+        return " ".join(text for t in self.turns if (text := (t.user_transcript or "").strip()))
+
+
+# -- word error rate against reference transcripts ---------------------------------------------------------------
+
+
+class TranscriptFileError(ValueError):
+    """A transcript file that cannot be read or is not `file<TAB>transcript` with a header row."""
+
+
+def read_transcripts(path: str | Path) -> dict[str, str]:
+    """File name -> reference text from a TSV with a header naming `file` and `transcript` columns (others, such
+    as `source`, are ignored): the format of fixtures/audio/speech/transcripts.tsv."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranscriptFileError(f"cannot read transcripts {str(path)!r}: {exc}") from exc
+    if not rows or "file" not in rows[0] or "transcript" not in rows[0]:
+        raise TranscriptFileError(f"transcripts {str(path)!r}: the first line must be a tab-separated header "
+                                  "naming the columns 'file' and 'transcript'")
+    col_file, col_text = rows[0].index("file"), rows[0].index("transcript")
+    refs: dict[str, str] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(col_file, col_text) or not row[col_file].strip():
+            raise TranscriptFileError(f"transcripts {str(path)!r} line {line}: expected a file name and its "
+                                      f"transcript separated by tabs, got {row!r}")
+        name = row[col_file].strip()
+        if name in refs and refs[name] != row[col_text].strip():
+            raise TranscriptFileError(f"transcripts {str(path)!r} line {line}: {name!r} has two transcripts")
+        refs[name] = row[col_text].strip()
+    return refs
+
+
+def reference_for(references: Mapping[str, str], file: str) -> str | None:
+    """A replayed file's reference: by the path as given, else by its file name (how transcripts.tsv names them)."""
+    found = references.get(file)
+    return found if found is not None else references.get(Path(file).name)
+
+
+def require_scoring() -> None:
+    """Import what `word_errors` needs now (jiwer, whisper-normalizer: the dev extras), so a missing one is
+    reported before any audio is replayed; ImportError names it."""
+    import jiwer  # noqa: F401
+
+    _normaliser()
+
+
+@functools.cache
+def _normaliser() -> Callable[[str], str]:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalise(text: str) -> str:
+    """Whisper's English normaliser (case, punctuation, numerals as digits, British spellings as American), so a
+    recogniser is not charged for writing "10" where the reference says "ten"."""
+    return _normaliser()(text)
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edits, reference words) after normalising both; summed over files they give the corpus WER."""
+    import jiwer
+
+    ref, hyp = normalise(reference).split(), normalise(hypothesis).split()
+    if not ref or not hyp:  # all insertions or all deletions (some jiwer versions refuse empty strings)
+        return len(ref) or len(hyp), len(ref)
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    return out.substitutions + out.deletions + out.insertions, len(ref)
+
+
+def _rate(errors: int, words: int) -> float | None:
+    return round(errors / words, 4) if words else None
+
+
+def summary(results: list[FileResult], references: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The replay's last line. With `references`, each file also gets its `reference`, `hypothesis` and `wer`
+    (None without a reference, or when it could not be replayed) and the line the corpus `wer` over those files."""
+    files = [r.summary() for r in results]
+    if references is None:
+        return {"type": "summary", "files": files}
+    total_errors = total_words = 0
+    for result, entry in zip(results, files, strict=True):
+        reference = reference_for(references, result.file)
+        entry.update(reference=reference, hypothesis=result.hypothesis, wer=None)
+        if reference is None or result.error:
+            continue
+        errors, words = word_errors(reference, result.hypothesis)
+        entry["wer"] = _rate(errors, words)
+        total_errors += errors
+        total_words += words
+    return {"type": "summary", "files": files, "wer": _rate(total_errors, total_words)}
 
 
 class _Tracker:

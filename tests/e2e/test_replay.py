@@ -8,7 +8,8 @@ import jiwer
 import pytest
 
 from tests.helpers import MALFORMED, ROOT, SPEECH, transcripts
-from voice.replay import replay_file
+from voice import cli
+from voice.replay import replay_file, word_errors
 
 NORMALISE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.Strip(),
                            jiwer.RemoveMultipleSpaces(), jiwer.ReduceToListOfListOfWords()])
@@ -80,3 +81,32 @@ def test_replay_cli_refuses_asr_with_url():
                            "http://127.0.0.1:9", "--asr", "pocketsphinx"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and "--url" in proc.stderr
+
+
+def test_replay_cli_scores_against_the_transcripts(capsys):
+    """In-process CLI and server (the light stack: pocketsphinx): the file's reference, what was heard and its WER,
+    and the overall WER on the summary line."""
+    code = cli.main(["replay", str(SPEECH / "goforward.wav"), "--json", "--speed", "0",
+                     "--transcripts", str(SPEECH / "transcripts.tsv")])
+    out = capsys.readouterr().out
+    assert code == 0
+    line = json.loads(out.splitlines()[-1])
+    (entry,) = line["files"]
+    assert entry["reference"] == "go forward ten meters"
+    assert entry["hypothesis"] == " ".join(t["user_transcript"] for t in entry["turns"]) != "", entry
+    errors, words = word_errors(entry["reference"], entry["hypothesis"])
+    assert 0.0 <= entry["wer"] <= 1.0 and entry["wer"] == pytest.approx(errors / words, abs=1e-4)
+    assert line["wer"] == entry["wer"]  # one file: the corpus is that file
+
+
+@pytest.mark.parametrize("content,message", [(None, "cannot read transcripts"),
+                                             ("goforward.wav go forward\n", "header"),
+                                             ("file\ttranscript\ngoforward.wav\n", "line 2")])
+def test_replay_cli_refuses_a_bad_transcript_file(tmp_path, capsys, content, message):
+    path = tmp_path / "refs.tsv"
+    if content is not None:
+        path.write_text(content)
+    code = cli.main(["replay", str(SPEECH / "goforward.wav"), "--json", "--transcripts", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # refused before any audio is replayed
+    assert message in captured.err and str(path) in captured.err
