@@ -95,9 +95,6 @@ def session_update(mode: str) -> str:
     return json.dumps({"type": "session.update", "session": session})
 
 
-PHASES = 1  # slots of the 20 ms period the sessions' sends are spread over
-
-
 class Session:
     def __init__(self, idx: int, delay_s: float) -> None:
         self.idx = idx
@@ -189,7 +186,6 @@ async def run(url: str, n: int, mode: str, seconds: float, ramp_s: float, seed: 
     prober = asyncio.create_task(_probe_health(url, wall0 + ramp_s + seconds + 3, health))
     readers: list[asyncio.Task] = []
     late_ticks = 0
-    in_phase_order = sorted(sessions, key=lambda s: (s.idx % PHASES, s.idx))
     tick = wall0
     while True:  # bounded: every session stops after len(messages) chunks
         tick += 0.02
@@ -199,15 +195,7 @@ async def run(url: str, n: int, mode: str, seconds: float, ramp_s: float, seed: 
         elif delay < -0.02:
             late_ticks += 1
         active = False
-        slot = 0
-        for s in in_phase_order:
-            # independent callers are not in step: each session's chunk goes out in its own slot of the 20 ms
-            # period, not all in one burst at the top of the tick (which no crowd of real callers produces)
-            if s.idx % PHASES != slot:
-                slot = s.idx % PHASES
-                wait = tick + slot * 0.02 / PHASES - time.perf_counter()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+        for s in sessions:
             if s.ws is None or s.done:
                 if not s.done and (s.refused or s.failed):
                     s.done = True

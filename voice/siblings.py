@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-log = logging.getLogger(__name__)
 
 INTERNAL_HEADER = "x-somagent-internal"
 ENV = {"index": "SOMAGENT_WORKER_INDEX", "count": "SOMAGENT_WORKER_COUNT", "run_dir": "SOMAGENT_WORKER_DIR",

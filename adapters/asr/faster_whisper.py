@@ -665,19 +665,13 @@ class FasterWhisperStream(RecognitionStream):
             if self._task is not None:
                 await asyncio.wait([self._task])
                 self._harvest()
-            hypothesis = None
-            if spec is not None:
-                try:
-                    result = await spec  # what was said ended where the silence began
-                except AdapterError:
-                    raise
-                except Exception as exc:
-                    raise AdapterError(f"faster-whisper transcription failed: {exc!r}") from exc
+            result = None
+            if spec is not None:  # only silence since the user fell silent: that decode is the final
+                result = await spec
                 self.speculative_finals += 1
-                hypothesis = result[0] if result is not None else None
             elif self._since > 0 or self._pending:
                 result = await self._transcribe(final=True)
-                hypothesis = result[0] if result is not None else None
+            hypothesis = result[0] if result is not None else None
             words = self.policy.finish(hypothesis)
             return self._transcript(words, is_final=True)
         finally:
