@@ -85,6 +85,7 @@ class ModelEntry:
     expected_first_output_ms: float | None = None  # prior used for scoring before telemetry exists
     last_resort: bool = False  # only used when everything else failed; never auto-selected
     credentials_ref: str | None = None  # name of the secret / env var holding its key, never the key
+    tools: bool = False  # an LLM that calls functions (chat-completions `tools`); others get results as text
 
     def serves(self, role: Role) -> bool:
         return role is self.role or role in self.roles
@@ -103,6 +104,7 @@ class ModelEntry:
             "safety": sorted(self.safety),
             "last_resort": self.last_resort,
             "credentials_ref": self.credentials_ref,
+            "tools": self.tools,
             "price": None
             if self.price is None
             else {

@@ -48,6 +48,7 @@ class ModelIn(BaseModel):
     safety: list[str] = []
     expected_first_output_ms: float | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=30.0, gt=0)
+    tools: bool = True  # the server takes chat-completions `tools` (false: it is handed tool results as text)
 
 
 class ProfileIn(BaseModel):
@@ -110,6 +111,7 @@ def load_catalog_file(path: str | Path, catalog: Catalog) -> dict[DeploymentMode
                 safety=frozenset(m.safety),
                 expected_first_output_ms=m.expected_first_output_ms,
                 credentials_ref=m.credentials_ref,
+                tools=m.tools,
             )
         )
     out: dict[DeploymentMode, dict[Role, ModelProfile]] = {}

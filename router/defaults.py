@@ -192,6 +192,7 @@ def default_catalog(
                 adapter="openai-compatible",
                 roles=llm_roles,
                 credentials_ref="SOMAGENT_LLM_API_KEY",
+                tools=True,
             )
         )
     return catalog

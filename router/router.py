@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from adapters.asr.base import SpeechRecognizer
-from adapters.llm.base import ChatChunk, ChatRequest
+from adapters.llm.base import ChatChunk, ChatRequest, without_tools
 from router.admin.auth import AdminKeys
 from router.admin.operations import RouterAdmin
 from router.breaker import BreakerBoard
@@ -206,11 +206,11 @@ class ModelRouter:
             request = replace(request, temperature=profile.temperature)
         if request.max_tokens is None and profile.max_tokens is not None:
             request = replace(request, max_tokens=profile.max_tokens)
-        prompt_chars = sum(len(m.content) for m in request.messages)
-        final_request = request
+        prompt_chars = sum(len(m.content) + sum(len(c.arguments) for c in m.tool_calls) for m in request.messages)
+        final_request, plain_request = request, without_tools(request)
 
         def observe(attempt: Attempt, chunk: ChatChunk) -> None:
-            attempt.output_chars += len(chunk.text)
+            attempt.output_chars += len(chunk.text) + sum(len(c.arguments) for c in chunk.tool_calls)
             if chunk.usage is not None:
                 attempt.usage_reported = True
                 attempt.units_in = float(chunk.usage.input_tokens)
@@ -227,14 +227,27 @@ class ModelRouter:
             ctx=ctx,
             selection=selection,
             timeouts=self.state.timeouts(role),
-            open=lambda model: self.catalog.adapter(model).stream(final_request),
-            is_output=lambda chunk: bool(chunk.text),
+            # a model that calls no tools gets the conversation's calls and results as text
+            open=lambda model: self.catalog.adapter(model).stream(
+                final_request if self.catalog.entry(model).tools else plain_request),
+            is_output=lambda chunk: bool(chunk.text or chunk.tool_calls),
             observe=observe,
             settle=settle,
         )
         async with aclosing(self._failover.run(plan)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    def tool_role(self, ctx: CallContext) -> Role:
+        """The role that answers when the client offers tools: tool planning where its profile names a model that
+        calls them, else dialogue (whose models then answer in words)."""
+        try:
+            candidates = self.candidates(Role.TOOL_PLANNING, ctx)
+        except LookupError:  # no profile for the role in this mode
+            return Role.DIALOGUE
+        if any((entry := self.catalog.get(m)) is not None and entry.tools for m in candidates):
+            return Role.TOOL_PLANNING
+        return Role.DIALOGUE
 
     async def complete(self, role: Role, request: ChatRequest, ctx: CallContext) -> str:
         """The whole reply as text (tool planning, summaries, ...), through the same failover."""

@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictInt,
+    Tag,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -101,9 +103,42 @@ class MessageItem(_Model):
     content: list[ContentPart] = Field(min_length=1)
 
 
+class FunctionCallItem(_Model):
+    """A call the client records itself (replaying history): the model's own calls come from responses."""
+
+    id: str | None = None
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=256)
+    arguments: str = ""
+
+
+class FunctionCallOutputItem(_Model):
+    """The result of a call, which the client ran: the next response speaks from it."""
+
+    id: str | None = None
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=256)
+    output: str
+
+
+ITEM_TAGS = ("message", "function_call", "function_call_output", "item_reference")
+
+
+def _item_kind(value: Any) -> str:
+    return value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
+
+
+ClientItem = Annotated[
+    Union[Annotated[MessageItem, Tag("message")], Annotated[FunctionCallItem, Tag("function_call")],  # noqa: UP007
+          Annotated[FunctionCallOutputItem, Tag("function_call_output")]],
+    Discriminator(_item_kind),
+]
+
+
 class ConversationItemCreate(_Event):
     type: Literal["conversation.item.create"]
-    item: MessageItem
+    item: ClientItem
     previous_item_id: str | None = None
 
 
@@ -124,6 +159,22 @@ class ConversationItemTruncate(_Event):
     audio_end_ms: Annotated[StrictInt, Field(ge=0)]
 
 
+class ItemReference(_Model):
+    """An item of the conversation, by id, in a response's own `input`."""
+
+    type: Literal["item_reference"]
+    id: str
+
+
+InputItem = Annotated[
+    Union[Annotated[MessageItem, Tag("message")], Annotated[FunctionCallItem, Tag("function_call")],  # noqa: UP007
+          Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+          Annotated[ItemReference, Tag("item_reference")]],
+    Discriminator(_item_kind),
+]
+MAX_RESPONSE_INPUT = 100  # items in one response's own `input`: a bounded context, whatever the client sends
+
+
 # -- responses -------------------------------------------------------------------------------------
 class ResponseParams(_Model):
     """The `response` of `response.create`: what it overrides of the session's defaults."""
@@ -135,6 +186,11 @@ class ResponseParams(_Model):
     instructions: str | None = None
     metadata: dict[str, str] | None = None
     audio: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    # its own context instead of the conversation's (None: the conversation; []: nothing but the instructions)
+    input: list[InputItem] | None = Field(None, max_length=MAX_RESPONSE_INPUT)
 
     @field_validator("output_modalities")
     @classmethod
@@ -187,9 +243,12 @@ EVENT_TYPES = frozenset(get_args(cls.model_fields["type"].annotation)[0] for cls
 
 
 def param_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as the protocol's `param`: `item.content[0].type`."""
+    """A pydantic error location as the protocol's `param`: `item.content[0].type` (an item union's tag, which
+    pydantic puts in the location, left out)."""
     out = ""
     for part in loc:
+        if part in ITEM_TAGS:
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

@@ -5,21 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from adapters.llm.base import ChatMessage
+from adapters.llm.base import ChatMessage, ToolCall
 
 MAX_CONTEXT_ITEMS = 40
 
 
 @dataclass
 class Item:
+    """A message (its one content part's `kind` and text), or a function call or a call's output (kind
+    `function_call` / `function_call_output`, with `call_id`, `name`, `arguments`, `output`)."""
+
     id: str
     role: Literal["user", "assistant", "system"]
-    kind: Literal["input_audio", "input_text", "output_audio", "output_text"]
+    kind: Literal["input_audio", "input_text", "output_audio", "output_text", "function_call", "function_call_output"]
     text: str | None = None  # transcript or text; None while a transcription is pending
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
-    audio_ms: float = 0.0  # assistant audio produced, for truncation
+    audio_ms: float = 0.0  # assistant audio left after a truncation: what the model remembers having said
+    generated_ms: float = 0.0  # assistant audio generated, the bound of a client's truncate
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    output: str = ""
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind not in ("function_call", "function_call_output")
 
     def wire(self) -> dict[str, Any]:
+        if self.kind == "function_call":
+            return {"id": self.id, "object": "realtime.item", "type": "function_call", "status": self.status,
+                    "call_id": self.call_id, "name": self.name, "arguments": self.arguments}
+        if self.kind == "function_call_output":
+            return {"id": self.id, "object": "realtime.item", "type": "function_call_output", "status": self.status,
+                    "call_id": self.call_id, "output": self.output}
         part: dict[str, Any] = {"type": self.kind}
         if self.kind in ("input_audio", "output_audio"):
             part["transcript"] = self.text
@@ -62,9 +80,35 @@ class Conversation:
     def last_id(self) -> str | None:
         return self._items[-1].id if self._items else None
 
-    def messages(self, instructions: str) -> tuple[ChatMessage, ...]:
-        msgs = [ChatMessage("system", instructions)] if instructions else []
-        for item in self._items[-MAX_CONTEXT_ITEMS:]:
-            if item.text:
-                msgs.append(ChatMessage(item.role, item.text))
-        return tuple(msgs)
+    def messages(self, instructions: str, items: list[Item] | None = None) -> tuple[ChatMessage, ...]:
+        """The chat context: instructions, then the last items (or the given ones) as messages."""
+        return context_messages(instructions, self._items[-MAX_CONTEXT_ITEMS:] if items is None else items)
+
+
+def context_messages(instructions: str, items: list[Item]) -> tuple[ChatMessage, ...]:
+    """Items as chat messages: consecutive function calls become one assistant message's tool calls, each
+    followed by its output. A call with no output yet, or an output whose call is not in the context, is left
+    out (chat-completions servers refuse a call left unanswered and an answer to no call)."""
+    outputs = {it.call_id: it for it in items if it.kind == "function_call_output"}
+    msgs = [ChatMessage("system", instructions)] if instructions else []
+    calls: list[Item] = []
+
+    def flush() -> None:
+        if calls:
+            msgs.append(ChatMessage("assistant", "", tool_calls=tuple(
+                ToolCall(c.call_id, c.name, c.arguments) for c in calls)))
+            msgs.extend(ChatMessage("tool", outputs[c.call_id].output, tool_call_id=c.call_id) for c in calls)
+            calls.clear()
+
+    for item in items:
+        if item.kind == "function_call":
+            if item.call_id in outputs and item.status == "completed":
+                calls.append(item)
+            continue
+        if item.kind == "function_call_output":
+            continue  # placed after its call
+        flush()
+        if item.text:
+            msgs.append(ChatMessage(item.role, item.text))
+    flush()
+    return tuple(msgs)

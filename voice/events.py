@@ -278,6 +278,33 @@ class OutputTextDone(_Content):
     text: str
 
 
+@dataclass(slots=True, kw_only=True)
+class FunctionCallArgumentsDelta(ServerEvent):
+    type: ClassVar[str] = "response.function_call_arguments.delta"
+    response_id: str
+    item_id: str
+    output_index: int
+    call_id: str
+    delta: str
+
+
+@dataclass(slots=True, kw_only=True)
+class FunctionCallArgumentsDone(ServerEvent):
+    type: ClassVar[str] = "response.function_call_arguments.done"
+    response_id: str
+    item_id: str
+    output_index: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True, kw_only=True)
+class RateLimitsUpdated(ServerEvent):
+    type: ClassVar[str] = "rate_limits.updated"
+    rate_limits: list[dict[str, Any]]
+
+
 # -- somagent.* ------------------------------------------------------------------------------------
 @dataclass(slots=True, kw_only=True)
 class TranscriptionPartial(ServerEvent):

@@ -2,6 +2,11 @@
 
 The text stream and the synthesis run as two tasks joined by a queue, so a slow model does not
 delay speech of what it already said, and synthesis does not hold up the transcript.
+
+With function tools offered, the model may answer with calls instead of (or after) words: each call is an
+output item of its own (`function_call`, its arguments streamed in `response.function_call_arguments.delta`),
+and the message item is opened only once there are words, so a reply that only calls a tool has no empty
+message. The client runs the calls, adds their `function_call_output` items and asks for the next response.
 """
 
 from __future__ import annotations
@@ -10,15 +15,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from adapters.aio import cancel_and_wait
-from adapters.llm.base import ChatRequest, ChatUsage
+from adapters.llm.base import ChatRequest, ChatUsage, ToolCallDelta, ToolSpec
 from router import AllCandidatesFailed, CallContext, ModelRouter, Role, StreamInterrupted
 from voice import events as ev
 from voice.codec import OutputEncoder
-from voice.conversation import Conversation, Item
+from voice.conversation import Conversation, Item, context_messages
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
 from voice.sentences import SentenceSplitter
@@ -38,7 +43,10 @@ class ResponseOptions:
     max_output_tokens: int | None
     metadata: dict[str, str] | None = None
     conversation: Literal["auto", "none"] = "auto"
-    extra_messages: tuple = field(default_factory=tuple)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool | None = None
+    input_items: list[Item] | None = None  # the response's own context (`response.input`) instead of the conversation
 
 
 class ResponseRun:
@@ -66,8 +74,11 @@ class ResponseRun:
         self.first_audio_at: float | None = None
         self.finished_at: float | None = None
         self._task: asyncio.Task | None = None
-        self._previous_item_id: str | None = None
         self._cancelling = False
+        self._outputs: list[Item] = []  # the output items in output_index order
+        self._message_open = False
+        self._previous: dict[str, str | None] = {}  # item id -> the conversation item before it
+        self._calls: dict[int, Item] = {}  # the model's calls by its stream index
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -102,10 +113,20 @@ class ResponseRun:
 
     # -- events ------------------------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
-        return {"response_id": self.id, "item_id": self.item.id, "output_index": 0, "content_index": 0}
+        return {"response_id": self.id, "item_id": self.item.id, "output_index": self._index(self.item),
+                "content_index": 0}
+
+    def _index(self, item: Item) -> int:
+        return next((i for i, it in enumerate(self._outputs) if it is item), len(self._outputs))
+
+    @property
+    def calls(self) -> list[Item]:
+        """The function calls the model made in this response."""
+        return [it for it in self._outputs if it.kind == "function_call"]
 
     def wire(self) -> dict[str, Any]:
-        out = [self.item.wire()] if self.status != "in_progress" or self.item.text else []
+        out = [it.wire() for it in self._outputs
+               if self.status != "in_progress" or it.text or not it.is_message]
         status_details = None
         if self.status in ("cancelled", "incomplete"):
             status_details = {"type": self.status, "reason": self.status_reason}
@@ -126,15 +147,27 @@ class ResponseRun:
         }
 
     # -- the run -----------------------------------------------------------------------------
+    def _add_output(self, item: Item) -> None:
+        self._outputs.append(item)
+        self._emit(ev.OutputItemAdded(response_id=self.id, output_index=len(self._outputs) - 1, item=item.wire()))
+        if self._options.conversation == "auto":
+            self._previous[item.id] = prev = self._conversation.add(item)
+            self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
+
+    def _open_message(self) -> None:
+        if self._message_open:
+            return
+        self._message_open = True
+        self._add_output(self.item)
+        audio = self._options.modality == "audio"
+        self._emit(ev.ContentPartAdded(**self._ids(), part={"type": "audio", "transcript": ""} if audio
+                                       else {"type": "text", "text": ""}))
+
     async def _run(self) -> None:
         audio = self._options.modality == "audio"
         self._emit(ev.ResponseCreated(response=self.wire()))
-        self._emit(ev.OutputItemAdded(response_id=self.id, output_index=0, item=self.item.wire()))
-        if self._options.conversation == "auto":
-            self._previous_item_id = self._conversation.add(self.item)
-            self._emit(ev.ConversationItemAdded(previous_item_id=self._previous_item_id, item=self.item.wire()))
-        self._emit(ev.ContentPartAdded(**self._ids(), part={"type": "audio", "transcript": ""} if audio
-                                       else {"type": "text", "text": ""}))
+        if not self._options.tools:
+            self._open_message()  # no calls possible: the message is the response's one item, open at once
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(sentences), name=f"tts-{self.id}") if audio else None
         try:
@@ -155,25 +188,54 @@ class ResponseRun:
             await cancel_and_wait(speaker)
             self._close_events(audio)
 
+    def _request(self) -> ChatRequest:
+        o = self._options
+        # without input of its own, out of band or not, the context is the conversation as it stands (the assistant
+        # item itself is in it, empty, and left out)
+        messages = (context_messages(o.instructions, o.input_items) if o.input_items is not None
+                    else self._conversation.messages(o.instructions))
+        return ChatRequest(messages=messages, max_tokens=o.max_output_tokens, tools=o.tools,
+                           tool_choice=o.tool_choice, parallel_tool_calls=o.parallel_tool_calls)
+
+    def _on_call(self, delta: ToolCallDelta) -> None:
+        item = self._calls.get(delta.index)
+        if item is None:
+            item = self._calls[delta.index] = Item(
+                id=new_id("item"), role="assistant", kind="function_call", status="in_progress",
+                call_id=delta.id or new_id("call"), name=delta.name or "")
+            self._add_output(item)
+        elif delta.name and not item.name:
+            item.name = delta.name
+        if delta.arguments:
+            item.arguments += delta.arguments
+            self._emit(ev.FunctionCallArgumentsDelta(response_id=self.id, item_id=item.id,
+                                                     output_index=self._index(item), call_id=item.call_id,
+                                                     delta=delta.arguments))
+
+    def _settle_calls(self, status: Literal["completed", "incomplete"]) -> None:
+        """The calls streamed so far are whole (the stream ended) or are not (it broke off)."""
+        for item in self._calls.values():
+            if item.status == "in_progress":
+                item.status = status if item.name else "incomplete"
+        self._calls = {}
+
     async def _generate(self, sentences: asyncio.Queue[str | None]) -> None:
-        messages = self._conversation.messages(self._options.instructions)
-        if self._options.conversation == "none":
-            messages = messages[:1] + tuple(self._options.extra_messages)
-        else:
-            messages = messages + tuple(self._options.extra_messages)
-        # The assistant item itself is in the conversation, empty: drop it from the prompt.
-        request = ChatRequest(messages=messages, max_tokens=self._options.max_output_tokens)
+        request = self._request()
+        role = self._router.tool_role(self._ctx) if request.offers_tools else Role.DIALOGUE
         splitter = SentenceSplitter()
         delta_type = ev.OutputAudioTranscriptDelta if self._options.modality == "audio" else ev.OutputTextDelta
         broken: set[str] = set()  # models whose reply broke off mid-way in this response
         while True:  # bounded: each pass but the last leaves one more model out
             joint = " " if broken and self.item.text else ""
             try:
-                async for chunk in self._router.stream_chat(Role.DIALOGUE, request, self._ctx, exclude=broken):
+                async for chunk in self._router.stream_chat(role, request, self._ctx, exclude=broken):
                     if chunk.usage is not None:
                         self.usage = chunk.usage
+                    for call in chunk.tool_calls:
+                        self._on_call(call)
                     if not chunk.text:
                         continue
+                    self._open_message()
                     if self.metrics is not None and self.metrics.llm_first_token is None:
                         self.metrics.llm_first_token = self._clock()
                     text, joint = joint + chunk.text, ""
@@ -187,17 +249,20 @@ class ResponseRun:
                 # was said stands, and the next model answers the same request after it.
                 log.warning("dialogue model %s broke off mid-reply (%s); asking the next one", exc.model, exc.reason)
                 broken.add(exc.model)
+                self._settle_calls("incomplete")
                 for sentence in splitter.flush():
                     sentences.put_nowait(sentence)
             except AllCandidatesFailed as exc:
                 log.warning("dialogue failed: %s", exc)
                 self.error = {"type": "server_error", "code": "model_unavailable", "message": str(exc)}
                 text = (" " if self.item.text else "") + APOLOGY
+                self._open_message()
                 self.item.text = (self.item.text or "") + text
                 self._emit(delta_type(**self._ids(), delta=text))
                 for sentence in splitter.feed(text):
                     sentences.put_nowait(sentence)
                 break
+        self._settle_calls("completed")
         for sentence in splitter.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
@@ -228,12 +293,23 @@ class ResponseRun:
                 if self.metrics is not None:
                     self.metrics.first_audio = self.first_audio_at
             self.audio_ms_sent += self._encoder.payload_ms(payload)
-            self.item.audio_ms = self.audio_ms_sent
+            self.item.audio_ms = self.item.generated_ms = self.audio_ms_sent
             self._emit(ev.OutputAudioDelta(**self._ids(), audio=payload))
 
     def _close_events(self, audio: bool) -> None:
         if self.status == "in_progress":
             self.status = "failed" if self.error else "completed"
+        if not self._outputs:
+            self._open_message()  # no words and no calls: the reply is one empty message, as without tools
+        for item in self._outputs:
+            if item is self.item:
+                self._close_message(audio)
+            else:
+                self._close_call(item)
+        self.finished_at = self._clock()
+        self._emit(ev.ResponseDone(response=self.wire()))
+
+    def _close_message(self, audio: bool) -> None:
         self.item.status = "completed" if self.status == "completed" else "incomplete"
         text = self.item.text or ""
         if audio:
@@ -243,8 +319,18 @@ class ResponseRun:
         else:
             self._emit(ev.OutputTextDone(**self._ids(), text=text))
             self._emit(ev.ContentPartDone(**self._ids(), part={"type": "text", "text": text}))
-        self._emit(ev.OutputItemDone(response_id=self.id, output_index=0, item=self.item.wire()))
+        self._item_done(self.item)
+
+    def _close_call(self, item: Item) -> None:
+        if item.status == "in_progress":  # the response ended (cancelled, failed) before the call was whole
+            item.status = "completed" if self.status == "completed" and item.name else "incomplete"
+        if item.status == "completed":
+            self._emit(ev.FunctionCallArgumentsDone(response_id=self.id, item_id=item.id,
+                                                    output_index=self._index(item), call_id=item.call_id,
+                                                    name=item.name, arguments=item.arguments))
+        self._item_done(item)
+
+    def _item_done(self, item: Item) -> None:
+        self._emit(ev.OutputItemDone(response_id=self.id, output_index=self._index(item), item=item.wire()))
         if self._options.conversation == "auto":
-            self._emit(ev.ConversationItemDone(previous_item_id=self._previous_item_id, item=self.item.wire()))
-        self.finished_at = self._clock()
-        self._emit(ev.ResponseDone(response=self.wire()))
+            self._emit(ev.ConversationItemDone(previous_item_id=self._previous.get(item.id), item=item.wire()))

@@ -30,7 +30,7 @@ from voice.conversation import Conversation, Item
 from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.session_config import SessionConfig, merge
-from voice.turn import TurnController
+from voice.turn import MAX_RESPONSES, TRUNCATE_SLACK_MS, TurnController
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,17 @@ CLOSE = object()
 
 
 _APPEND_HEADS = ('{"type":"input_audio_buffer.append","audio":"', '{"type": "input_audio_buffer.append", "audio": "')
+
+
+def item_of(item: ce.MessageItem | ce.FunctionCallItem | ce.FunctionCallOutputItem, item_id: str) -> Item:
+    """A client's item (`conversation.item.create`, `response.input`) as a conversation item."""
+    if isinstance(item, ce.FunctionCallItem):
+        return Item(id=item_id, role="assistant", kind="function_call", call_id=item.call_id, name=item.name,
+                    arguments=item.arguments)
+    if isinstance(item, ce.FunctionCallOutputItem):
+        return Item(id=item_id, role="user", kind="function_call_output", call_id=item.call_id, output=item.output)
+    kind = {"user": "input_text", "system": "input_text", "assistant": "output_text"}[item.role]
+    return Item(id=item_id, role=item.role, kind=kind, text=" ".join(part.value for part in item.content))
 
 
 class RealtimeSession:
@@ -282,12 +293,10 @@ class RealtimeSession:
             self.error("server_error", f"audio processing failed: {exc}", type_="server_error")
 
     async def _item_create(self, event: ce.ConversationItemCreate) -> None:
-        item = event.item
-        item_id = item.id or new_id("item")
+        item_id = event.item.id or new_id("item")
         if self.conversation.get(item_id) is not None:
             raise ClientError("item_already_exists", f"an item with id {item_id!r} already exists", "item.id")
-        kind = {"user": "input_text", "system": "input_text", "assistant": "output_text"}[item.role]
-        new = Item(id=item_id, role=item.role, kind=kind, text=" ".join(part.value for part in item.content))
+        new = item_of(event.item, item_id)
         previous = event.previous_item_id
         try:
             prev = self.conversation.add(new, previous if previous != "root" else None)
@@ -314,8 +323,10 @@ class RealtimeSession:
             raise ClientError("item_not_found", f"no item with id {event.item_id!r}", "item_id")
         if item.role != "assistant" or item.kind != "output_audio":
             raise ClientError("invalid_value", "only assistant audio items can be truncated", "item_id")
-        if end_ms > item.audio_ms + 1:
-            message = f"audio_end_ms {end_ms} is past the item's {item.audio_ms:.0f} ms of audio"
+        # the bound is the audio generated, not what an earlier cut left (the client's playback clock races ours),
+        # with a little slack for a clock that runs ahead at the very end of the audio
+        if end_ms > item.generated_ms + TRUNCATE_SLACK_MS:
+            message = f"audio_end_ms {end_ms} is past the item's {item.generated_ms:.0f} ms of audio"
             raise ClientError("invalid_value", message, "audio_end_ms")
         self.turns.truncate(item, end_ms)
 
@@ -324,7 +335,21 @@ class RealtimeSession:
         if params.conversation == "auto" and self.turns.responding:
             raise ClientError("conversation_already_has_active_response",
                               f"conversation already has an active response in progress: {self.turns.response.id}")
-        self.turns.start_response(self.turns.default_options(params))
+        if not self.turns.responses_left:
+            raise ClientError("too_many_responses", f"this session already has {MAX_RESPONSES} responses in "
+                              "progress (out-of-band ones included); wait for one to finish", type_="server_error")
+        inputs = None
+        if params.input is not None:
+            inputs = []
+            for i, entry in enumerate(params.input):
+                if isinstance(entry, ce.ItemReference):
+                    found = self.conversation.get(entry.id)
+                    if found is None:
+                        raise ClientError("item_not_found", f"no item with id {entry.id!r}", f"response.input[{i}].id")
+                    inputs.append(found)
+                else:
+                    inputs.append(item_of(entry, entry.id or new_id("item")))
+        self.turns.start_response(self.turns.default_options(params, inputs))
 
     async def _response_cancel(self, event: ce.ResponseCancel) -> None:
         wanted = event.response_id

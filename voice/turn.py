@@ -36,6 +36,7 @@ from voice.metrics import TurnMetrics
 from voice.recognition import BackgroundRecognition
 from voice.response import ResponseOptions, ResponseRun
 from voice.session_config import SessionConfig
+from voice.tools import tool_choice, tool_specs
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ MIN_COMMIT_MS = 100
 SPECULATE_MS = 100  # silence after which the final may be decoded ahead of the endpoint
 FEATURE_WARMUP_FRAMES = 2  # 40 ms before an onset: more than the features' 512-sample (32 ms) analysis window
 MAX_METRICS = 200
+MAX_RESPONSES = 4  # live responses per session, out-of-band ones included: one client cannot flood the models
+TRUNCATE_SLACK_MS = 100  # a client's playback clock may run this far past the audio generated; more is an error
 
 
 class UserState(StrEnum):
@@ -90,7 +93,11 @@ class TurnController:
         self._last_audio_at: float | None = None
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
         self._finaliser: asyncio.Task | None = None
-        self.response: ResponseRun | None = None
+        self.response: ResponseRun | None = None  # the conversation's live (or last) response
+        self._runs: set[ResponseRun] = set()  # every live response, out-of-band ones included
+        # Over WebRTC the server knows what played and cuts the item at a barge-in itself; a WebSocket client
+        # plays the audio and truncates the item to what it played (`conversation.item.truncate`), as OpenAI has it.
+        self.server_truncation = False
         self._tasks = TaskSet()  # the turn finaliser and the per-response metrics reporters
         self.metrics: deque[TurnMetrics] = deque(maxlen=MAX_METRICS)
         self.user_turns = 0
@@ -373,19 +380,30 @@ class TurnController:
             self._emit(metrics.event())
 
     # -- responses ----------------------------------------------------------------------------
-    def default_options(self, overrides: ResponseParams | None = None) -> ResponseOptions:
+    def default_options(self, overrides: ResponseParams | None = None,
+                        input_items: list[Item] | None = None) -> ResponseOptions:
         """The session's defaults, with what a `response.create` overrides (validated at the edge)."""
         cfg = self._config()
         o = overrides or ResponseParams()
         modalities = o.output_modalities or cfg.output_modalities
         max_tokens = o.max_output_tokens if "max_output_tokens" in o.model_fields_set else cfg.max_output_tokens
+        tools = tool_specs(o.tools if o.tools is not None else cfg.tools)
+        choice = tool_choice(o.tool_choice if o.tool_choice is not None else cfg.tool_choice, tools)
+        parallel = o.parallel_tool_calls if o.parallel_tool_calls is not None else getattr(
+            cfg, "parallel_tool_calls", None)
         return ResponseOptions(
             modality=modalities[0],
             voice=o.voice or cfg.audio.output.voice,
             instructions=o.instructions or cfg.instructions,
             max_output_tokens=None if max_tokens in (None, "inf") else int(max_tokens),
             metadata=o.metadata, conversation=o.conversation,
+            tools=tools if choice != "none" else (), tool_choice=choice, parallel_tool_calls=parallel,
+            input_items=input_items,
         )
+
+    @property
+    def responses_left(self) -> int:
+        return max(0, MAX_RESPONSES - len(self._runs))
 
     def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:
         run = ResponseRun(emit=self._emit, router=self._router, ctx=self.ctx, conversation=self._conversation,
@@ -393,15 +411,21 @@ class TurnController:
                           metrics=metrics, clock=self._clock)
         if options.conversation == "auto":
             self.response = run
+        self._runs.add(run)
         task = run.start()
         if metrics is not None:
             metrics.response_id = run.id
-            self._tasks.create_task(self._report(task, metrics), name=f"turn-metrics-{run.id}")
+        self._tasks.create_task(self._watch(run, task, metrics), name=f"response-watch-{run.id}")
         return run
 
-    async def _report(self, task: asyncio.Task, metrics: TurnMetrics) -> None:
+    async def _watch(self, run: ResponseRun, task: asyncio.Task, metrics: TurnMetrics | None) -> None:
+        """After a response: its turn's metrics, and how many more responses the session may start now."""
         await asyncio.wait([task])  # its outcome is in the response's own events; this waits for the end only
-        self._emit(metrics.event())
+        self._runs.discard(run)
+        if metrics is not None:
+            self._emit(metrics.event())
+        self._emit(ev.RateLimitsUpdated(rate_limits=[
+            {"name": "requests", "limit": MAX_RESPONSES, "remaining": self.responses_left, "reset_seconds": 0.0}]))
 
     async def _wait_idle_response(self) -> None:
         run = self.response
@@ -426,11 +450,14 @@ class TurnController:
             return
         played = run.played_ms()
         await run.cancel(reason)
-        if run.item.kind == "output_audio" and run.audio_ms_sent > played:
+        if self.server_truncation and run.item.kind == "output_audio" and run.audio_ms_sent > played:
             self.truncate(run.item, played)
 
     def truncate(self, item: Item, audio_end_ms: float) -> None:
-        """Drop the text the user did not hear: keep the share of words matching the share of audio played."""
+        """Drop the text the user did not hear: keep the share of words matching the share of audio played.
+
+        A cut at or past what is left (an earlier cut, the end of the audio) keeps it all."""
+        audio_end_ms = min(audio_end_ms, item.generated_ms)
         total = max(item.audio_ms, 1.0)
         if item.text:
             words = item.text.split()
@@ -441,8 +468,8 @@ class TurnController:
 
     # -- shutdown -----------------------------------------------------------------------------
     async def aclose(self) -> None:
-        if self.response is not None:
-            await self.response.cancel("client_cancelled")
+        for run in list(self._runs):
+            await run.cancel("client_cancelled")
         await self._tasks.aclose()
         if self._stream is not None:
             await self._stream.aclose()

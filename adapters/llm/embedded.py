@@ -1,7 +1,8 @@
 """The embedded offline responder: honest and simple, with no model behind it.
 
 It acknowledges, repeats what it heard, and answers the time and the date. It says what it is
-rather than pretending to understand more.
+rather than pretending to understand more. It calls no tools, but speaks a tool's result that a client
+added (the router hands it the conversation as text: `adapters.llm.base.without_tools`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from adapters.llm.base import ChatChunk, ChatModel, ChatRequest, ChatUsage
+from adapters.llm.base import ChatChunk, ChatModel, ChatRequest, ChatUsage, tool_result
 
 INTRO = (
     "I'm the offline responder, so I can repeat what I heard and tell you the time or the date. "
@@ -30,6 +31,9 @@ class EmbeddedResponder(ChatModel):
         self._clock = clock or (lambda: datetime.now().astimezone())
 
     def reply_to(self, request: ChatRequest) -> str:
+        result = tool_result(request.messages[-1]) if request.messages else None
+        if result is not None:
+            return f"{result[0]} says: {result[1]}" if result[1].strip() else f"{result[0]} returned nothing."
         heard = next((m.content.strip() for m in reversed(request.messages) if m.role == "user"), "")
         first_turn = not any(m.role == "assistant" for m in request.messages)
         now = self._clock()

@@ -1,15 +1,20 @@
-"""Any OpenAI-compatible chat-completions server, through the official `openai` SDK, streamed."""
+"""Any OpenAI-compatible chat-completions server, through the official `openai` SDK, streamed.
+
+Function tools go out as chat-completions `tools`/`tool_choice`; the streamed `tool_calls` deltas come back as
+`ToolCallDelta`s, index by index, as such servers send them (id and name first, arguments in pieces).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
 from adapters.errors import AdapterError
-from adapters.llm.base import ChatChunk, ChatModel, ChatRequest, ChatUsage
+from adapters.llm.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatUsage, ToolCallDelta
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,36 @@ class OpenAICompatConfig:
         )
 
 
+def wire_message(m: ChatMessage) -> dict[str, Any]:
+    """A message in the chat-completions shape (an assistant's calls, a tool's result)."""
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                             for c in m.tool_calls]
+        out["content"] = m.content or None
+    if m.role == "tool":
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def tool_kwargs(request: ChatRequest) -> dict[str, Any]:
+    """`tools`, `tool_choice` and `parallel_tool_calls` for a request that offers tools; nothing otherwise."""
+    if not request.offers_tools:
+        return {}
+    out: dict[str, Any] = {"tools": [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in request.tools]}
+    choice = request.tool_choice
+    named = {"type": "function", "function": {"name": choice}}
+    out["tool_choice"] = choice if choice in ("auto", "required") else named
+    if request.parallel_tool_calls is not None:
+        out["parallel_tool_calls"] = request.parallel_tool_calls
+    return out
+
+
 class OpenAICompatChat(ChatModel):
+    supports_tools = True
+
     def __init__(self, config: OpenAICompatConfig) -> None:
         self.config = config
         self.name = f"openai-compat:{config.model}"
@@ -45,9 +79,10 @@ class OpenAICompatChat(ChatModel):
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         kwargs: dict = {
             "model": self.config.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [wire_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
+            **tool_kwargs(request),
         }
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
@@ -63,17 +98,19 @@ class OpenAICompatChat(ChatModel):
                         input_tokens=event.usage.prompt_tokens or 0,
                         output_tokens=event.usage.completion_tokens or 0,
                     )
-                text, finish = "", None
+                text, finish, calls = "", None, ()
                 if event.choices:
                     choice = event.choices[0]
                     text = (choice.delta.content or "") if choice.delta else ""
                     finish = choice.finish_reason
+                    if choice.delta is not None and choice.delta.tool_calls:
+                        calls = tuple(_call_delta(c) for c in choice.delta.tool_calls)
                     if finish == "content_filter":
                         raise AdapterError("the provider filtered the reply", outcome="policy_violation")
                     if choice.delta is not None and getattr(choice.delta, "refusal", None):
                         raise AdapterError(f"{self.name}: the model refused: {choice.delta.refusal}", outcome="refusal")
-                if text or usage or finish:
-                    yield ChatChunk(text=text, usage=usage, finish_reason=finish)
+                if text or usage or finish or calls:
+                    yield ChatChunk(text=text, usage=usage, finish_reason=finish, tool_calls=calls)
         except AdapterError:
             raise
         except openai.APITimeoutError as exc:
@@ -90,3 +127,9 @@ class OpenAICompatChat(ChatModel):
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _call_delta(call: Any) -> ToolCallDelta:
+    fn = call.function
+    return ToolCallDelta(index=call.index or 0, id=call.id or None, name=(fn.name if fn else None) or None,
+                         arguments=(fn.arguments if fn else None) or "")

@@ -42,6 +42,10 @@ class Script:
     usage: tuple[int, int] | None = (11, 5)  # (prompt, completion) tokens; None: send no usage
     finish_reason: str = "stop"
     refusal: str | None = None  # send a refusal delta instead of content
+    # calls to stream after the tokens, as OpenAI-compatible servers do: (name, arguments JSON) each, the id and
+    # name in the first delta, the arguments in pieces of `arguments_piece` characters; finish_reason "tool_calls"
+    tool_calls: tuple[tuple[str, str], ...] = ()
+    arguments_piece: int = 7
 
 
 @dataclass
@@ -134,7 +138,14 @@ class FakeChatServer:
             if i and script.token_interval_s:
                 await asyncio.sleep(script.token_interval_s)
             yield chunk({"content": token})
-        yield chunk({}, finish=script.finish_reason)
+        for index, (name, arguments) in enumerate(script.tool_calls):
+            call_id = f"call_fake{len(self.requests)}_{index}"
+            yield chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                         "function": {"name": name, "arguments": ""}}]})
+            for at in range(0, len(arguments), max(1, script.arguments_piece)):
+                piece = arguments[at:at + script.arguments_piece]
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        yield chunk({}, finish="tool_calls" if script.tool_calls else script.finish_reason)
         if include_usage and script.usage is not None:
             p, c = script.usage
             yield chunk({}, usage={"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}, choices=False)

@@ -134,12 +134,13 @@ class ScriptedLLM(ChatModel):
         self.requests: list[ChatRequest] = []
         self.closed_early = 0  # streams the caller stopped reading before the reply's end (a cancel, a barge-in)
         self._hold_after: int | None = None
+        self._hold_count = 0
         self._held = asyncio.Event()
         self._release = asyncio.Event()
 
-    def hold(self, after: int) -> None:
-        """The next reply stops after `after` words until `release()`: a response that is still running."""
-        self._hold_after = after
+    def hold(self, after: int, count: int = 1) -> None:
+        """The next `count` replies stop after `after` words until `release()`: responses that are still running."""
+        self._hold_after, self._hold_count = after, count
         self._held.clear()
         self._release.clear()
 
@@ -153,7 +154,10 @@ class ScriptedLLM(ChatModel):
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         self.requests.append(request)
         text = self.replies.popleft() if self.replies else self.default
-        hold_after, self._hold_after = self._hold_after, None
+        hold_after = self._hold_after
+        self._hold_count = max(0, self._hold_count - 1)
+        if not self._hold_count:
+            self._hold_after = None
         words = text.split(" ")
         done = False
         try:

@@ -37,8 +37,14 @@ def test_unknown_fields_are_ignored_and_defaults_filled():
      "invalid_value", "item.content[0].type"),
     ({"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_text"}]}},
      "invalid_value", "item.content[0]"),
-    ({"type": "conversation.item.create", "item": {"type": "function_call", "role": "user", "content": [
-        {"type": "input_text", "text": "x"}]}}, "invalid_value", "item.type"),
+    ({"type": "conversation.item.create", "item": {"type": "mcp_call", "role": "user", "content": [
+        {"type": "input_text", "text": "x"}]}}, "invalid_value", "item"),
+    ({"type": "conversation.item.create", "item": {"type": "function_call", "name": "f"}}, "invalid_value",
+     "item.call_id"),
+    ({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c"}},
+     "invalid_value", "item.output"),
+    ({"type": "response.create", "response": {"input": [{"type": "item_reference"}]}}, "invalid_value",
+     "response.input[0].id"),
     ({"type": "conversation.item.truncate", "item_id": "i", "audio_end_ms": True}, "invalid_value", "audio_end_ms"),
     ({"type": "conversation.item.truncate", "item_id": "i", "audio_end_ms": -1}, "invalid_value", "audio_end_ms"),
     ({"type": "response.create", "response": {"max_output_tokens": 0}}, "invalid_value", "response.max_output_tokens"),

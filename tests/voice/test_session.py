@@ -88,7 +88,9 @@ async def test_response_cancel_stops_the_reply_and_the_model():
     assert one(after, "response.output_audio_transcript.done")["transcript"] == "Fine."
 
 
-async def test_barge_in_cancels_the_reply_and_keeps_only_what_was_heard():
+async def test_barge_in_cancels_the_reply_and_keeps_only_what_the_client_says_it_played():
+    """Over a WebSocket the client plays the audio, so it truncates; the server only cancels. A client whose playback
+    clock runs 15 ms ahead of ours is answered, not refused (OpenAI validates against the audio generated)."""
     async with voice_session(transcripts=["stop, what time is it"], replies=[LONG_REPLY, "It is noon."]) as kit:
         await kit.next()
         kit.llm.hold(after=7)
@@ -96,16 +98,23 @@ async def test_barge_in_cancels_the_reply_and_keeps_only_what_was_heard():
         head = await kit.until("response.output_audio.delta")
         response_id, item_id = head[-1]["response_id"], head[-1]["item_id"]
         await kit.llm.held()
-        kit.clock.advance(0.125)  # the client has played the first 125 ms of the reply
-        await kit.speak()  # the user talks over it
+        kit.clock.advance(0.125)  # our estimate: the client has played the first 125 ms of the reply
+        clip = speech_clip()
+        await kit.speak(clip[:16000])  # the user talks over it: the onset is in the first second
         events = await kit.until(lambda e: e["type"] == "response.done" and e["response"]["id"] == response_id)
         kinds = types(events)
         assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
         done = events[-1]["response"]
         assert (done["status"], done["status_details"]["reason"]) == ("cancelled", "turn_detected")
+        assert "conversation.item.truncated" not in kinds
+        # on speech_started the client cuts the item to what it played, by its own clock: 15 ms past ours
+        await kit.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+                        "audio_end_ms": 140})
+        await kit.speak(clip[16000:])
         rest = await kit.until(lambda e: e["type"] == "response.done" and e["response"]["id"] != response_id)
+        assert "error" not in types(rest)
         truncated = one(events + rest, "conversation.item.truncated")
-        assert (truncated["item_id"], truncated["audio_end_ms"]) == (item_id, 125)
+        assert (truncated["item_id"], truncated["audio_end_ms"]) == (item_id, 140)
         assert kit.session.turns.barge_ins == 1
         await kit.send({"type": "conversation.item.retrieve", "item_id": item_id})
         kept = (await kit.until("conversation.item.retrieved"))[-1]["item"]["content"][0]["transcript"]
@@ -119,6 +128,34 @@ async def test_barge_in_cancels_the_reply_and_keeps_only_what_was_heard():
     second = kit.llm.requests[-1].messages
     assert [(m.role, m.content) for m in second[-3:]] == [("user", "tell me a story"), ("assistant", kept),
                                                           ("user", "stop, what time is it")]
+
+
+async def test_where_the_server_knows_what_played_it_truncates_and_a_later_client_truncate_is_still_answered():
+    async with voice_session(transcripts=["stop"], replies=[LONG_REPLY, "Okay."]) as kit:
+        kit.session.turns.server_truncation = True  # as the WebRTC transport sets it: its track knows what played
+        await kit.next()
+        kit.llm.hold(after=7)
+        await kit.say_text("tell me a story")
+        head = await kit.until("response.output_audio.delta")
+        response_id, item_id = head[-1]["response_id"], head[-1]["item_id"]
+        await kit.llm.held()
+        kit.clock.advance(0.125)
+        await kit.speak()
+        events = await kit.until(lambda e: e["type"] == "response.done" and e["response"]["id"] == response_id)
+        events += await kit.until("conversation.item.truncated")  # right after the cancelled response's events
+        assert events[-1]["audio_end_ms"] == 125
+        generated_ms = kit.session.conversation.get(item_id).generated_ms
+        # a client that truncates too (its clock ahead of ours, or at the very end of the audio) gets no error
+        await kit.send({"type": "conversation.item.truncate", "item_id": item_id, "audio_end_ms": 140})
+        await kit.send({"type": "conversation.item.truncate", "item_id": item_id,
+                        "audio_end_ms": int(generated_ms) + 50})
+        await kit.send({"type": "conversation.item.truncate", "item_id": item_id,
+                        "audio_end_ms": int(generated_ms) + 5000})  # far past the audio: refused
+        events += await kit.until("error")
+        err = events[-1]["error"]
+        assert (err["code"], err["param"]) == ("invalid_value", "audio_end_ms")
+    cuts = [e["audio_end_ms"] for e in events if e["type"] == "conversation.item.truncated"]
+    assert cuts == [125, 140, int(generated_ms)]
 
 
 async def test_bad_client_events_get_an_error_and_the_session_goes_on():
@@ -277,3 +314,62 @@ async def test_the_final_transcript_words_and_the_asked_language_and_prompt():
         assert "conversation.item.input_audio_transcription.completed" in types(events)
         assert not [t for t in types(events) if t.startswith("somagent.")]
         assert kit.asr.streams[0].options == RecognitionOptions()
+
+
+def _user(text: str, item_id: str | None = None) -> dict:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    return {**item, "id": item_id} if item_id else item
+
+
+async def test_a_response_with_its_own_input_sees_only_that_and_leaves_the_conversation_alone():
+    async with voice_session(replies=["First.", "Out of band.", "Blank."]) as kit:
+        await kit.next()
+        await kit.send({"type": "conversation.item.create", "item": _user("remember the red door", "item_red")})
+        await kit.say_text("and the blue window")
+        await kit.until("response.done")
+        await kit.send({"type": "response.create", "response": {
+            "conversation": "none", "output_modalities": ["text"], "metadata": {"kind": "summary"},
+            "input": [{"type": "item_reference", "id": "item_red"}, _user("summarise that")]}})
+        side = await kit.until("response.done")
+        await kit.send({"type": "response.create", "response": {"conversation": "none", "input": [],
+                                                                "output_modalities": ["text"]}})
+        blank = await kit.until("response.done")
+        await kit.send({"type": "response.create", "response": {"input": [
+            {"type": "item_reference", "id": "item_nope"}]}})
+        err = (await kit.until("error"))[-1]["error"]
+    instructions = kit.session.config.instructions
+    assert [(m.role, m.content) for m in kit.llm.requests[1].messages] == [
+        ("system", instructions), ("user", "remember the red door"), ("user", "summarise that")]
+    assert [(m.role, m.content) for m in kit.llm.requests[2].messages] == [("system", instructions)]
+    done = side[-1]["response"]
+    assert (done["conversation_id"], done["metadata"], done["output"][0]["content"][0]["text"]) == (
+        None, {"kind": "summary"}, "Out of band.")
+    assert "conversation.item.added" not in types(side + blank)  # out of band: nothing joins the conversation
+    assert (err["code"], err["param"]) == ("item_not_found", "response.input[0].id")
+    assert len(kit.llm.requests) == 3
+
+
+async def test_live_responses_are_bounded_per_session_and_rate_limits_say_how_many_are_left():
+    from voice.turn import MAX_RESPONSES
+
+    async with voice_session() as kit:
+        await kit.next()
+        kit.llm.hold(after=1, count=MAX_RESPONSES)
+        for _ in range(MAX_RESPONSES + 1):
+            await kit.send({"type": "response.create", "response": {"conversation": "none",
+                                                                    "output_modalities": ["text"]}})
+        err = (await kit.until("error"))[-1]["error"]
+        assert err["code"] == "too_many_responses"
+        kit.llm.release()
+        events = []
+        for _ in range(MAX_RESPONSES):
+            events += await kit.until("rate_limits.updated")
+        await kit.send({"type": "response.create", "response": {"conversation": "none",
+                                                                "output_modalities": ["text"]}})
+        events += await kit.until("response.done")
+    assert len(kit.llm.requests) == MAX_RESPONSES + 1
+    limits = [e["rate_limits"][0] for e in events if e["type"] == "rate_limits.updated"]
+    assert {(lim["name"], lim["limit"]) for lim in limits} == {("requests", MAX_RESPONSES)}
+    assert limits[-1]["remaining"] == MAX_RESPONSES
+    assert [e["response"]["status"] for e in events if e["type"] == "response.done"] == ["completed"] * (
+        MAX_RESPONSES + 1)

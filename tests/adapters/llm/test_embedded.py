@@ -31,3 +31,16 @@ async def test_embedded_responder_streams_words_and_usage():
     assert text.startswith("I heard: go forward.")
     assert len([c for c in chunks if c.text]) > 3
     assert chunks[-1].usage is not None and chunks[-1].finish_reason == "stop"
+
+
+def test_it_speaks_a_tool_result_the_client_added():
+    from adapters.llm.base import ToolCall, ToolSpec, without_tools
+
+    request = ChatRequest((ChatMessage("user", "weather in Oslo?"),
+                           ChatMessage("assistant", "", tool_calls=(ToolCall("c1", "get_weather", "{}"),)),
+                           ChatMessage("tool", "sunny, 4 degrees", tool_call_id="c1")),
+                          tools=(ToolSpec("get_weather"),))
+    bot = EmbeddedResponder()
+    assert bot.reply_to(without_tools(request)) == "get_weather says: sunny, 4 degrees"
+    empty = without_tools(ChatRequest(request.messages[:2] + (ChatMessage("tool", " ", tool_call_id="c1"),)))
+    assert bot.reply_to(empty) == "get_weather returned nothing."

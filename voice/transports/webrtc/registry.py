@@ -58,6 +58,7 @@ class CallRegistry:
         call = Call(principal, session, ice_servers=self.ice_servers, on_closed=self._closed,
                     id_prefix=worker.call_id_prefix() if worker is not None else "rtc_")
         session.flush_playback = call.track.flush
+        session.turns.server_truncation = True  # the track knows what played: a barge-in cuts the item to it
         self.calls[call.id] = call  # counts against the key's limit from now on
         try:
             answer = await call.answer(offer.sdp)

@@ -1,0 +1,47 @@
+"""voice/conversation.py: the items as the model's context, function calls and their outputs included."""
+
+from __future__ import annotations
+
+from adapters.llm.base import ChatMessage, ToolCall
+from voice.conversation import Conversation, Item
+
+
+def _call(call_id: str, name: str = "get_weather", status: str = "completed") -> Item:
+    return Item(id=f"item_{call_id}", role="assistant", kind="function_call", call_id=call_id, name=name,
+                arguments='{"city": "Oslo"}', status=status)
+
+
+def _output(call_id: str, output: str) -> Item:
+    return Item(id=f"out_{call_id}", role="user", kind="function_call_output", call_id=call_id, output=output)
+
+
+def test_calls_become_one_assistant_message_each_followed_by_its_output():
+    conv = Conversation()
+    for item in (Item(id="u1", role="user", kind="input_text", text="weather?"), _call("a"), _call("b"),
+                 _output("b", "rain"), _output("a", "sun"), Item(id="u2", role="user", kind="input_text", text="ok")):
+        conv.add(item)
+    assert conv.messages("Be brief.") == (
+        ChatMessage("system", "Be brief."),
+        ChatMessage("user", "weather?"),
+        ChatMessage("assistant", "", tool_calls=(ToolCall("a", "get_weather", '{"city": "Oslo"}'),
+                                                 ToolCall("b", "get_weather", '{"city": "Oslo"}'))),
+        ChatMessage("tool", "sun", tool_call_id="a"),
+        ChatMessage("tool", "rain", tool_call_id="b"),
+        ChatMessage("user", "ok"),
+    )
+
+
+def test_an_unanswered_call_an_orphan_output_and_a_broken_call_are_left_out():
+    conv = Conversation()
+    for item in (_call("waiting"), _output("nobody", "lost"), _call("cut", status="incomplete"), _output("cut", "x"),
+                 Item(id="u", role="user", kind="input_text", text="hello")):
+        conv.add(item)
+    assert conv.messages("") == (ChatMessage("user", "hello"),)
+
+
+def test_function_items_on_the_wire():
+    assert _call("a").wire() == {"id": "item_a", "object": "realtime.item", "type": "function_call",
+                                 "status": "completed", "call_id": "a", "name": "get_weather",
+                                 "arguments": '{"city": "Oslo"}'}
+    assert _output("a", "sun").wire() == {"id": "out_a", "object": "realtime.item", "type": "function_call_output",
+                                          "status": "completed", "call_id": "a", "output": "sun"}
