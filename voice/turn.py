@@ -49,6 +49,38 @@ MAX_RESPONSES = 4  # live responses per session, out-of-band ones included: one 
 TRUNCATE_SLACK_MS = 100  # a client's playback clock may run this far past the audio generated; more is an error
 
 
+class StableWords:
+    """The words of an utterance's transcript as append-only deltas (`input_audio_transcription.delta`) while
+    the user speaks: a word is sent once two partials in a row agree on it and everything before it (a partial's
+    tail still changes), and the final sends what is left. A final that disagrees with words already sent
+    sends nothing more: the `completed` event carries the transcript, as the protocol says."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self._last: list[str] = []
+
+    def partial(self, text: str) -> str:
+        words = text.split()
+        agreed = 0
+        for a, b in zip(self._last, words, strict=False):
+            if a != b:
+                break
+            agreed += 1
+        self._last = words
+        return self._extend(words[:agreed])
+
+    def final(self, text: str) -> str:
+        return self._extend(text.split())
+
+    def _extend(self, words: list[str]) -> str:
+        if len(words) <= len(self.sent) or words[:len(self.sent)] != self.sent:
+            return ""
+        new = words[len(self.sent):]
+        delta = (" " if self.sent else "") + " ".join(new)
+        self.sent = words
+        return delta
+
+
 class UserState(StrEnum):
     LISTENING = "listening"  # server VAD, no speech
     SPEAKING = "speaking"  # server VAD, inside an utterance
@@ -65,6 +97,7 @@ class _Turn:
     previous_item_id: str | None
     wants_asr: bool = True  # False: nothing asked for a transcript, so none was made
     audio_start_ms: int | None = None  # where the item's audio starts in the input buffer (server VAD)
+    deltas: StableWords | None = None  # the transcript words sent while the user spoke
 
 
 class TurnController:
@@ -83,6 +116,7 @@ class TurnController:
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
         self._stream: BackgroundRecognition | None = None
+        self._deltas: StableWords | None = None
         self._asr_model: str | None = None
         self._wants_asr = True
         self._finishing: BackgroundRecognition | None = None  # the committed utterance being finalised
@@ -223,7 +257,7 @@ class TurnController:
 
     def _open_stream(self) -> None:
         self._item_id = item_id = new_id("item")
-        self._stream, self._asr_model = None, None
+        self._stream, self._asr_model, self._deltas = None, None, None
         self._wants_asr = self._needs_recognition()
         if not self._wants_asr:
             return
@@ -232,10 +266,17 @@ class TurnController:
         except AdapterError as exc:
             log.warning("no recogniser for this utterance: %s", exc)
             return
+        self._deltas = deltas = StableWords()
+
+        def on_partial(partial: Any) -> None:
+            self._emit(ev.TranscriptionPartial(item_id=item_id, text=partial.text,
+                                               audio_ms=round(partial.audio_s * 1000)))
+            if self._config().audio.input.transcription is not None and (delta := deltas.partial(partial.text)):
+                self._emit(ev.InputTranscriptionDelta(item_id=item_id, content_index=0, delta=delta))
+
         self._stream = BackgroundRecognition(
             stream,
-            lambda partial: self._emit(ev.TranscriptionPartial(
-                item_id=item_id, text=partial.text, audio_ms=round(partial.audio_s * 1000))),
+            on_partial,
             lambda lagging, backlog_s: self._emit(ev.AsrLagging(
                 item_id=item_id, lagging=lagging, backlog_ms=round(backlog_s * 1000))),
         )
@@ -308,7 +349,7 @@ class TurnController:
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
-                                     self._wants_asr, self._utterance_start_ms))
+                                     self._wants_asr, self._utterance_start_ms, self._deltas))
         self._utterance_start_ms = None
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
@@ -317,7 +358,7 @@ class TurnController:
 
     def _forget_utterance(self) -> None:
         """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
-        self._stream, self._item_id, self._buffer_ms = None, None, 0.0
+        self._stream, self._item_id, self._buffer_ms, self._deltas = None, None, 0.0, None
         self._speculating = False
         self._analytics.reset()
 
@@ -360,8 +401,9 @@ class TurnController:
         else:
             item.text = transcript
             if self._config().audio.input.transcription is not None:
-                if transcript:
-                    self._emit(ev.InputTranscriptionDelta(item_id=item.id, content_index=0, delta=transcript))
+                delta = (turn.deltas or StableWords()).final(transcript)
+                if delta:
+                    self._emit(ev.InputTranscriptionDelta(item_id=item.id, content_index=0, delta=delta))
                 self._emit(ev.InputTranscriptionCompleted(item_id=item.id, content_index=0, transcript=transcript,
                                                           usage={"type": "duration", "seconds": round(audio_s, 3)}))
                 if final is not None and (final.words or final.confidence is not None):

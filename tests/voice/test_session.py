@@ -3,6 +3,8 @@ loop and router over a scripted recogniser, dialogue model and synthesiser, on a
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from dsp import resample
@@ -373,3 +375,19 @@ async def test_live_responses_are_bounded_per_session_and_rate_limits_say_how_ma
     assert limits[-1]["remaining"] == MAX_RESPONSES
     assert [e["response"]["status"] for e in events if e["type"] == "response.done"] == ["completed"] * (
         MAX_RESPONSES + 1)
+
+
+async def test_transcript_deltas_arrive_while_the_user_speaks_and_add_up_to_the_transcript():
+    async with voice_session(transcripts=["please turn on all the lights in the kitchen"], replies=["Done."]) as kit:
+        await kit.next()
+        clip = speech_clip()
+        for at in range(0, len(clip), 3200):  # 200 ms at a time, the recogniser's partials keeping up
+            await kit.speak(clip[at:at + 3200])
+            await asyncio.sleep(0.01)
+        events = await kit.until("conversation.item.input_audio_transcription.completed")
+    kinds = types(events)
+    deltas = [e["delta"] for e in events if e["type"] == "conversation.item.input_audio_transcription.delta"]
+    assert len(deltas) > 1
+    first = kinds.index("conversation.item.input_audio_transcription.delta")
+    assert first < kinds.index("input_audio_buffer.speech_stopped")  # live, not only at the end
+    assert "".join(deltas) == one(events, "conversation.item.input_audio_transcription.completed")["transcript"]
