@@ -8,6 +8,7 @@ from typing import Any, Literal
 from adapters.llm.base import ChatMessage, ToolCall
 
 MAX_CONTEXT_ITEMS = 40
+ROOT = "root"  # a `previous_item_id` that means the start of the conversation
 
 
 @dataclass
@@ -53,8 +54,12 @@ class Conversation:
         self.max_items = max_items
 
     def add(self, item: Item, previous_item_id: str | None = None) -> str | None:
-        """Insert after `previous_item_id` (or at the end); return the id of the item before it."""
-        if previous_item_id is not None:
+        """Insert after `previous_item_id` (at the start for "root", at the end for None); return the id of the
+        item before it."""
+        if previous_item_id == ROOT:
+            self._items.insert(0, item)
+            prev = None
+        elif previous_item_id is not None:
             idx = next((i for i, it in enumerate(self._items) if it.id == previous_item_id), None)
             if idx is None:
                 raise KeyError(previous_item_id)

@@ -299,7 +299,7 @@ class RealtimeSession:
         new = item_of(event.item, item_id)
         previous = event.previous_item_id
         try:
-            prev = self.conversation.add(new, previous if previous != "root" else None)
+            prev = self.conversation.add(new, previous)
         except KeyError:
             message = f"previous_item_id {previous!r} does not exist"
             raise ClientError("item_not_found", message, "previous_item_id") from None

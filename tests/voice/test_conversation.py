@@ -45,3 +45,12 @@ def test_function_items_on_the_wire():
                                  "arguments": '{"city": "Oslo"}'}
     assert _output("a", "sun").wire() == {"id": "out_a", "object": "realtime.item", "type": "function_call_output",
                                           "status": "completed", "call_id": "a", "output": "sun"}
+
+
+def test_root_inserts_at_the_start_and_a_named_item_after_it():
+    conv = Conversation()
+    for item_id in ("a", "b"):
+        conv.add(Item(id=item_id, role="user", kind="input_text", text=item_id))
+    assert conv.add(Item(id="first", role="system", kind="input_text", text="first"), "root") is None
+    assert conv.add(Item(id="mid", role="user", kind="input_text", text="mid"), "a") == "a"
+    assert [m.content for m in conv.messages("")] == ["first", "a", "mid", "b"]
