@@ -256,6 +256,27 @@ def param_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+MAX_DEPTH = 64  # nesting of a client event's JSON: deeper is refused before anything holds it
+
+
+def too_deep(raw: str | bytes, value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` (parsed from `raw`) nests objects and arrays deeper than `limit`. The count of opening
+    brackets in the text bounds the depth, so an ordinary event costs two `count` calls and no walk."""
+    opens = (raw.count("{") + raw.count("[")) if isinstance(raw, str) else (raw.count(b"{") + raw.count(b"["))
+    if opens <= limit:
+        return False
+    stack = [(value, 1)]
+    while stack:  # bounded: each container is visited once
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def event_id_of(event: Any) -> str | None:
     """The client's event_id, for the error that answers it, even when the event itself is invalid."""
     value = event.get("event_id") if isinstance(event, dict) else None

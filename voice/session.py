@@ -146,8 +146,15 @@ class RealtimeSession:
                 return
         try:
             event = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            self.error("nesting_too_deep", f"the event nests deeper than {ce.MAX_DEPTH} levels")
+            return
+        except ValueError as exc:  # not JSON, not UTF-8, an integer of more than 4300 digits
             self.error("invalid_json", f"could not parse the event as JSON: {exc}")
+            return
+        if ce.too_deep(raw, event):
+            self.error("nesting_too_deep", f"the event nests deeper than {ce.MAX_DEPTH} levels",
+                       event_id=ce.event_id_of(event))
             return
         await self.handle(event)
 
@@ -203,8 +210,14 @@ class RealtimeSession:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
             raise ClientError("invalid_value", f"invalid session.{loc}: {err['msg']}", f"session.{loc}") from None
+        new = new.model_copy(update={"id": self.id})
+        try:  # whole before it replaces anything: a session that cannot be echoed would fail every later update
+            wire = new.wire()
+            json.dumps(wire)
+        except (ValueError, TypeError) as exc:
+            raise ClientError("invalid_value", f"the session cannot be serialised: {exc}", "session") from None
         old_format = self.config.audio.input.format
-        self.config = new.model_copy(update={"id": self.id})
+        self.config = new
         if new.audio.input.format != old_format:
             self._decoder = InputDecoder(new.audio.input.format)
         self.turns.apply_config()
@@ -212,7 +225,7 @@ class RealtimeSession:
         if persona != self.ctx.persona:
             self.ctx = replace(self.ctx, persona=persona)
             self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
-        self.emit(ev.SessionUpdated(session=self.config.wire()))
+        self.emit(ev.SessionUpdated(session=wire))
 
     async def _append(self, event: ce.InputAudioBufferAppend | ce.AudioAppend) -> None:
         try:

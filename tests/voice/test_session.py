@@ -391,3 +391,28 @@ async def test_transcript_deltas_arrive_while_the_user_speaks_and_add_up_to_the_
     first = kinds.index("conversation.item.input_audio_transcription.delta")
     assert first < kinds.index("input_audio_buffer.speech_stopped")  # live, not only at the end
     assert "".join(deltas) == one(events, "conversation.item.input_audio_transcription.completed")["transcript"]
+
+
+async def test_protocol_crashers_get_an_error_and_the_session_goes_on():
+    """A 5000-digit integer and JSON nested 5000 deep once closed the socket; a session.update nested 300 deep was
+    swapped in and then failed every later update."""
+    def nested(depth: int) -> str:
+        return '{"a":' * depth + "1" + "}" * depth
+
+    async with voice_session(replies=["Still here."]) as kit:
+        await kit.next()
+        await kit.send_raw('{"type": "response.create", "event_id": "evt_big", "n": ' + "9" * 5000 + "}")
+        await kit.send_raw('{"type": "conversation.item.create", "event_id": "evt_deep", "x": ' + nested(5000) + "}")
+        await kit.send_raw('{"type": "session.update", "event_id": "evt_trace", "session": {"type": "realtime", '
+                           '"tracing": ' + nested(300) + "}}")
+        await kit.send_raw('{"type": "session.update", "event_id": "evt_ok", "session": {"type": "realtime", '
+                           '"tracing": ' + nested(20) + ', "instructions": "Be brief."}}')
+        events = await kit.until("session.updated")
+        await kit.say_text("are you there")
+        events += await kit.until("response.done")
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["invalid_json", "nesting_too_deep", "nesting_too_deep"]
+    assert errors[2]["event_id"] == "evt_trace"
+    updated = one(events, "session.updated")["session"]
+    assert updated["instructions"] == "Be brief."
+    assert events[-1]["response"]["status"] == "completed"
