@@ -35,12 +35,18 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioFileError(f"{path}: sample rate {info.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     if info.frames <= 0:
         raise AudioFileError(f"{path}: the file holds no audio samples")
+    floating = info.subtype in ("FLOAT", "DOUBLE")
     try:
-        data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+        data, rate = sf.read(str(path), dtype="float32" if floating else "int16", always_2d=True)
     except Exception as exc:
         raise AudioFileError(f"{path}: could not decode audio ({exc})") from None
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: the file holds no audio samples")
+    if floating:  # NaN and infinity would come out of an int16 conversion as full-scale noise
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad:
+            raise AudioFileError(f"{path}: {bad} of its {data.size} float samples are NaN or infinite")
+        data = (np.clip(data, -1.0, 1.0) * 32767.0).astype(np.int16)
     mono = data.mean(axis=1).astype(np.int16) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(mono), int(rate)
 
