@@ -19,6 +19,7 @@ from router.defaults import LocalModels, whisper_from_env
 from router.modes import DeploymentMode
 from router.settings import RouterSettings
 from voice.capacity import CapacityLimits
+from voice.limits import SessionLimits
 from voice.siblings import WorkerIdentity
 
 
@@ -53,6 +54,7 @@ class Settings:
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
     worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
+    session_limits: SessionLimits = field(default_factory=SessionLimits)  # per session (voice/limits.py)
 
     def __post_init__(self) -> None:
         try:  # a plain string is accepted where the mode is given in code ("test")
@@ -85,6 +87,7 @@ class Settings:
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
             worker=worker,
+            session_limits=SessionLimits.from_env(env),
         )
 
     @property

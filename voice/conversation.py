@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +30,10 @@ class Item:
     output: str = ""
 
     @property
+    def chars(self) -> int:
+        return len(self.text or "") + len(self.arguments) + len(self.output)
+
+    @property
     def is_message(self) -> bool:
         return self.kind not in ("function_call", "function_call_output")
 
@@ -49,9 +54,14 @@ class Item:
 
 
 class Conversation:
-    def __init__(self, max_items: int = 1000) -> None:
+    """The items in order, bounded in number and in text: the oldest go first, each told to `on_evict`."""
+
+    def __init__(self, max_items: int = 1000, max_chars: int = 2_000_000,
+                 on_evict: Callable[[Item], None] | None = None) -> None:
         self._items: list[Item] = []
         self.max_items = max_items
+        self.max_chars = max_chars
+        self.on_evict = on_evict
 
     def add(self, item: Item, previous_item_id: str | None = None) -> str | None:
         """Insert after `previous_item_id` (at the start for "root", at the end for None); return the id of the
@@ -68,9 +78,22 @@ class Conversation:
         else:
             prev = self._items[-1].id if self._items else None
             self._items.append(item)
-        if len(self._items) > self.max_items:  # bounded: the oldest context goes first
-            del self._items[0]
+        self._bound(keep=item)
         return prev
+
+    def _bound(self, keep: Item) -> None:
+        """Drop the oldest items (never the one just added) while over either bound."""
+        chars = sum(it.chars for it in self._items)
+        while len(self._items) > 1 and (len(self._items) > self.max_items or chars > self.max_chars):
+            oldest = self._items[0] if self._items[0] is not keep else self._items[1]
+            self._items.remove(oldest)
+            chars -= oldest.chars
+            if self.on_evict is not None:
+                self.on_evict(oldest)
+
+    def clear(self) -> None:
+        """Forget every item (a closed session lets go of its text at once, not when the collector runs)."""
+        self._items.clear()
 
     def get(self, item_id: str) -> Item | None:
         return next((it for it in self._items if it.id == item_id), None)

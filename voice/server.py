@@ -83,7 +83,8 @@ class VoiceServer:
         except ValidationError as exc:
             raise AuthError("invalid_session", f"invalid session configuration: {exc.errors()[0]['msg']}") from None
         session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.key_id),
-                                  max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe)
+                                  max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe,
+                                  limits=self.settings.session_limits)
         self.sessions[session.id] = session
         self.sessions_opened += 1
         self.metrics.sessions_opened.labels(transport=transport).inc()

@@ -29,8 +29,9 @@ from voice.codec import PIPELINE_RATE, AudioFormatError, InputDecoder
 from voice.conversation import Conversation, Item
 from voice.events import ServerEvent
 from voice.ids import new_id
+from voice.limits import SessionLimits, TokenBucket
 from voice.session_config import SessionConfig, merge
-from voice.turn import MAX_RESPONSES, TRUNCATE_SLACK_MS, TurnController
+from voice.turn import TRUNCATE_SLACK_MS, TurnController
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def item_of(item: ce.MessageItem | ce.FunctionCallItem | ce.FunctionCallOutputIt
 class RealtimeSession:
     def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
                  max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic,
-                 observer: Callable[[ServerEvent], None] | None = None) -> None:
+                 observer: Callable[[ServerEvent], None] | None = None, limits: SessionLimits | None = None) -> None:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
@@ -65,9 +66,12 @@ class RealtimeSession:
         self._clock = clock
         self._observer = observer  # sees every server event (server metrics), before the somagent.* filter
         self.outbox: asyncio.Queue[ServerEvent | object] = asyncio.Queue()
-        self.conversation = Conversation()
+        self.limits = limits = limits or SessionLimits()
+        self.conversation = Conversation(limits.max_items, limits.max_conversation_chars,
+                                         on_evict=lambda item: self.emit(ev.ConversationItemDeleted(item_id=item.id)))
         self.turns = TurnController(emit=self.emit, router=router, ctx=self.ctx, conversation=self.conversation,
-                                    config=lambda: self.config, clock=clock)
+                                    config=lambda: self.config, clock=clock, max_responses=limits.max_responses)
+        self._events = TokenBucket(limits.events_per_s, limits.events_burst, clock)
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
         # Audio is processed in the caller's own task when nothing is queued or in progress (one task switch
@@ -122,6 +126,7 @@ class RealtimeSession:
         await self._tasks.aclose()
         await self.turns.aclose()
         self.closed = True
+        self.conversation.clear()
         self.outbox.put_nowait(CLOSE)
 
     def pin_config(self, patch: dict[str, Any]) -> None:
@@ -155,6 +160,13 @@ class RealtimeSession:
         if ce.too_deep(raw, event):
             self.error("nesting_too_deep", f"the event nests deeper than {ce.MAX_DEPTH} levels",
                        event_id=ce.event_id_of(event))
+            return
+        # audio appends are bounded by the input queue (a client far ahead of real time is told), not here
+        if not (isinstance(event, dict) and event.get("type") == "input_audio_buffer.append") \
+                and not self._events.take():
+            self.error("rate_limited", f"more than {self.limits.events_per_s:g} client events a second "
+                       f"(bursts of {self.limits.events_burst}); this event was dropped",
+                       event_id=ce.event_id_of(event), type_="rate_limit_error")
             return
         await self.handle(event)
 
@@ -204,6 +216,8 @@ class RealtimeSession:
         if patch.get("type", "realtime") != "realtime":
             raise ClientError("invalid_value", "only sessions of type 'realtime' are served here", "session.type")
         patch = {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")}
+        if isinstance(patch.get("instructions"), str):
+            self._check_instructions(patch["instructions"], "session.instructions")
         try:
             new = SessionConfig.model_validate(merge(merge(self.config.model_dump(mode="json"), patch), self._pinned))
         except ValidationError as exc:
@@ -226,6 +240,11 @@ class RealtimeSession:
             self.ctx = replace(self.ctx, persona=persona)
             self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
         self.emit(ev.SessionUpdated(session=wire))
+
+    def _check_instructions(self, text: str | None, param: str) -> None:
+        if text is not None and len(text) > self.limits.max_instructions_chars:
+            raise ClientError("instructions_too_large", f"instructions of {len(text)} characters; the limit is "
+                              f"{self.limits.max_instructions_chars}", param)
 
     async def _append(self, event: ce.InputAudioBufferAppend | ce.AudioAppend) -> None:
         try:
@@ -310,6 +329,9 @@ class RealtimeSession:
         if self.conversation.get(item_id) is not None:
             raise ClientError("item_already_exists", f"an item with id {item_id!r} already exists", "item.id")
         new = item_of(event.item, item_id)
+        if new.chars > self.limits.max_item_chars:
+            raise ClientError("item_too_large", f"the item holds {new.chars} characters; the limit is "
+                              f"{self.limits.max_item_chars}", "item")
         previous = event.previous_item_id
         try:
             prev = self.conversation.add(new, previous)
@@ -349,8 +371,10 @@ class RealtimeSession:
             raise ClientError("conversation_already_has_active_response",
                               f"conversation already has an active response in progress: {self.turns.response.id}")
         if not self.turns.responses_left:
-            raise ClientError("too_many_responses", f"this session already has {MAX_RESPONSES} responses in "
-                              "progress (out-of-band ones included); wait for one to finish", type_="server_error")
+            raise ClientError("too_many_responses", f"this session already has {self.limits.max_responses} "
+                              "responses in progress (out-of-band ones included); wait for one to finish",
+                              type_="server_error")
+        self._check_instructions(params.instructions, "response.instructions")
         inputs = None
         if params.input is not None:
             inputs = []

@@ -45,7 +45,6 @@ MIN_COMMIT_MS = 100
 SPECULATE_MS = 100  # silence after which the final may be decoded ahead of the endpoint
 FEATURE_WARMUP_FRAMES = 2  # 40 ms before an onset: more than the features' 512-sample (32 ms) analysis window
 MAX_METRICS = 200
-MAX_RESPONSES = 4  # live responses per session, out-of-band ones included: one client cannot flood the models
 TRUNCATE_SLACK_MS = 100  # a client's playback clock may run this far past the audio generated; more is an error
 
 
@@ -102,7 +101,8 @@ class _Turn:
 
 class TurnController:
     def __init__(self, *, emit: Emit, router: ModelRouter, ctx: CallContext, conversation: Conversation,
-                 config: Callable[[], SessionConfig], clock: Callable[[], float] = time.monotonic) -> None:
+                 config: Callable[[], SessionConfig], clock: Callable[[], float] = time.monotonic,
+                 max_responses: int = 4) -> None:
         self._emit = emit
         self._router = router
         self.ctx = ctx
@@ -129,6 +129,7 @@ class TurnController:
         self._finaliser: asyncio.Task | None = None
         self.response: ResponseRun | None = None  # the conversation's live (or last) response
         self._runs: set[ResponseRun] = set()  # every live response, out-of-band ones included
+        self.max_responses = max_responses  # ... at most this many (voice/limits.py)
         # Over WebRTC the server knows what played and cuts the item at a barge-in itself; a WebSocket client
         # plays the audio and truncates the item to what it played (`conversation.item.truncate`), as OpenAI has it.
         self.server_truncation = False
@@ -445,7 +446,7 @@ class TurnController:
 
     @property
     def responses_left(self) -> int:
-        return max(0, MAX_RESPONSES - len(self._runs))
+        return max(0, self.max_responses - len(self._runs))
 
     def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:
         run = ResponseRun(emit=self._emit, router=self._router, ctx=self.ctx, conversation=self._conversation,
@@ -467,7 +468,8 @@ class TurnController:
         if metrics is not None:
             self._emit(metrics.event())
         self._emit(ev.RateLimitsUpdated(rate_limits=[
-            {"name": "requests", "limit": MAX_RESPONSES, "remaining": self.responses_left, "reset_seconds": 0.0}]))
+            {"name": "requests", "limit": self.max_responses, "remaining": self.responses_left,
+             "reset_seconds": 0.0}]))
 
     async def _wait_idle_response(self) -> None:
         run = self.response

@@ -54,6 +54,7 @@ from router.router import ModelRouter
 from router.settings import RouterSettings
 from tests.helpers import speech
 from voice.config import Settings
+from voice.limits import SessionLimits
 from voice.server import VoiceServer
 from voice.session import RealtimeSession
 
@@ -330,7 +331,8 @@ class VoiceKit:
 @asynccontextmanager
 async def voice_session(*, transcripts: Iterable[str] = (), replies: Iterable[str] = (),
                         session: dict[str, Any] | None = None, settings: Settings | None = None,
-                        clock: ManualClock | None = None) -> AsyncIterator[VoiceKit]:
+                        clock: ManualClock | None = None, limits: SessionLimits | None = None
+                        ) -> AsyncIterator[VoiceKit]:
     """A started session over the fakes, configured as the server configures one (`VoiceServer.session_config`:
     its silence window, transcription on with the router's recogniser) with `session` merged over it."""
     clock = clock or ManualClock(1_000.0)
@@ -338,7 +340,7 @@ async def voice_session(*, transcripts: Iterable[str] = (), replies: Iterable[st
     router = kit_router(asr, llm, tts, clock)
     await router.start(warm_speech=False)
     config = VoiceServer(settings or Settings(warmup=False), router).session_config(session)
-    realtime = RealtimeSession(router=router, config=config, clock=clock)
+    realtime = RealtimeSession(router=router, config=config, clock=clock, limits=limits)
     await realtime.start()
     kit = VoiceKit(realtime, router, asr=asr, llm=llm, tts=tts, clock=clock)
     try:

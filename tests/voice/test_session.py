@@ -9,6 +9,7 @@ import numpy as np
 
 from dsp import resample
 from tests.voice.kit import MS_PER_CHAR, decode_output, speech_clip, voice_session
+from voice.limits import SessionLimits
 
 LONG_REPLY = "Sure, here is a long story. It goes on and on for a while before it ends."
 
@@ -352,9 +353,8 @@ async def test_a_response_with_its_own_input_sees_only_that_and_leaves_the_conve
 
 
 async def test_live_responses_are_bounded_per_session_and_rate_limits_say_how_many_are_left():
-    from voice.turn import MAX_RESPONSES
-
     async with voice_session() as kit:
+        MAX_RESPONSES = kit.session.limits.max_responses  # noqa: N806
         await kit.next()
         kit.llm.hold(after=1, count=MAX_RESPONSES)
         for _ in range(MAX_RESPONSES + 1):
@@ -416,3 +416,26 @@ async def test_protocol_crashers_get_an_error_and_the_session_goes_on():
     updated = one(events, "session.updated")["session"]
     assert updated["instructions"] == "Be brief."
     assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_the_conversation_and_the_requests_are_bounded_with_clear_errors():
+    limits = SessionLimits(max_items=3, max_item_chars=100, max_instructions_chars=50, events_per_s=1.0,
+                           events_burst=8)  # 10 events below: the last 2 over
+    async with voice_session(limits=limits) as kit:
+        await kit.next()
+        for i in range(4):
+            await kit.send({"type": "conversation.item.create", "item": _user(f"note {i}", f"item_{i}")})
+        await kit.send({"type": "conversation.item.create", "item": _user("x" * 101)})
+        await kit.send({"type": "session.update", "session": {"type": "realtime", "instructions": "y" * 51}})
+        await kit.send({"type": "response.create", "response": {"instructions": "z" * 51}})
+        for _ in range(3):
+            await kit.send({"type": "conversation.item.retrieve", "item_id": "item_3"})
+        events = [await kit.next() for _ in range(4 * 2 + 1 + 3 + 3)]
+        assert [m.content for m in kit.session.conversation.messages("")] == ["note 1", "note 2", "note 3"]
+    deleted = [e["item_id"] for e in events if e["type"] == "conversation.item.deleted"]
+    assert deleted == ["item_0"]  # the oldest went first, and the client was told
+    codes = [(e["error"]["code"], e["error"]["param"]) for e in events if e["type"] == "error"]
+    assert codes == [("item_too_large", "item"), ("instructions_too_large", "session.instructions"),
+                     ("instructions_too_large", "response.instructions"), ("rate_limited", None),
+                     ("rate_limited", None)]
+    assert types(events).count("conversation.item.retrieved") == 1
