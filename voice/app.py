@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         except AuthError as exc:
             raise ApiError(401, exc.code, exc.message) from None
         await share_secret(request.app, SharedSecret(value=value, expires_at=expires_at, session=body.session,
-                                                     owner=principal.key_id))
+                                                     owner=principal.owner))
         wire = session.wire()
         wire["expires_at"] = expires_at
         return JSONResponse({"value": value, "expires_at": expires_at, "session": wire})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -20,6 +21,22 @@ MAX_SECRETS = 10000
 class Principal:
     key_id: str  # a non-secret label: "anonymous", "key:<last 4>", "secret:<last 4>"
     session: dict[str, Any] | None = None  # session defaults bound to a client secret
+    # Whose calls these are, for attaching a sideband to one: an API key's fingerprint (two keys may share their
+    # last 4 characters), a client secret's minting key's; by default the label itself ("anonymous").
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", self.key_id)
+
+    @property
+    def is_client_secret(self) -> bool:
+        return self.key_id.startswith("secret:")
+
+
+def key_fingerprint(token: str) -> str:
+    """An API key's owner id: stable, distinct per key, and not the key (it may reach other workers)."""
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 class AuthError(Exception):
@@ -46,11 +63,11 @@ class Authenticator:
         """Who is calling; raise AuthError when the mode demands a key and this one is missing or unknown."""
         if token:
             if token in self._settings.api_keys:
-                return Principal(f"key:{token[-4:]}")
+                return Principal(f"key:{token[-4:]}", owner=key_fingerprint(token))
             secret = self._secrets.get(token)
             if secret is not None:
                 if secret.expires_at >= self._clock():
-                    return Principal(f"secret:{token[-4:]}", secret.session)
+                    return Principal(f"secret:{token[-4:]}", secret.session, owner=secret.owner)
                 del self._secrets[token]
                 raise AuthError("client_secret_expired", "the client secret has expired; request a new one")
             if self._settings.requires_key or self._settings.api_keys:
@@ -68,7 +85,7 @@ class Authenticator:
             raise AuthError("too_many_secrets", "too many live client secrets; try again later")
         value = "ek_" + secrets.token_urlsafe(24)
         expires_at = int(now + ttl_s)
-        self._secrets[value] = _Secret(expires_at, session, owner.key_id)
+        self._secrets[value] = _Secret(expires_at, session, owner.owner)
         return value, expires_at
 
     def adopt_secret(self, value: str, expires_at: float, session: dict[str, Any] | None, owner: str) -> None:

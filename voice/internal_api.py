@@ -1,23 +1,32 @@
 """What the workers of `serve --workers N` ask each other over their Unix sockets (voice/siblings.py).
 
 `/_internal/*` answers only requests carrying the server's shared token (anything else gets a 404, as if the
-routes did not exist). The public side uses it in three places: `/healthz` lists every worker, `/metrics`
-merges their expositions, and a call's requests are forwarded to the worker that holds the call.
+routes did not exist; a WebSocket handshake, a 403). The public side uses it in four places: `/healthz` lists
+every worker, `/metrics` merges their expositions, a call's requests are forwarded to the worker that holds the
+call, and so is a call's sideband WebSocket (`/v1/realtime?call_id=`), relayed frame for frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request
+import websockets
+from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.websockets import WebSocketDisconnect
 
+from adapters.aio import TaskSet
 from voice.api_errors import ApiError
+from voice.auth import AuthError, bearer
 from voice.server_metrics import CONTENT_TYPE, merge_workers
-from voice.siblings import Siblings, WorkerIdentity
+from voice.siblings import INTERNAL_HEADER, Siblings, WorkerIdentity
+from voice.transports.refusal import INTERNAL_ERROR, NORMAL, POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
+from voice.transports.webrtc.sideband import serve_sideband
 
 FORWARDED_HEADERS = ("authorization", "content-type", "accept")
 
@@ -103,21 +112,75 @@ async def forward(request: Request, owner: int) -> Response:
     return Response(r.content, status_code=r.status_code, media_type=media)
 
 
+async def forward_sideband(ws: WebSocket, owner: int, token: str | None, call_id: str) -> None:
+    """The sideband of a call worker `owner` holds, on a WebSocket this worker accepted: relayed frame for frame
+    to that worker's own sideband, which checks the key and the call's owner. Its close (the call ended, the
+    sideband fell behind, a refusal) is passed on, code and reason; the client leaving closes the relay."""
+    siblings = siblings_of(ws.app)
+    if siblings is None or owner not in siblings.others:
+        await refuse(ws, "call_not_found", f"no live call {call_id[:64]!r}", POLICY_VIOLATION)
+        return
+    headers = {INTERNAL_HEADER: siblings.me.token, **({"authorization": f"Bearer {token}"} if token else {})}
+    try:
+        upstream = await websockets.unix_connect(
+            siblings.me.socket_path(owner), "ws://worker/_internal/realtime?" + urlencode({"call_id": call_id}),
+            additional_headers=headers, max_size=None, compression=None, ping_interval=None, open_timeout=5)
+    except (OSError, TimeoutError, websockets.InvalidHandshake):
+        await refuse(ws, "worker_unavailable", f"the worker holding this call ({owner}) is not answering; try again",
+                     TRY_AGAIN_LATER, type_="server_error")
+        return
+    tasks = TaskSet()
+    try:
+        relays = (tasks.create_task(_client_to_worker(ws, upstream), name=f"sideband-{call_id}-up"),
+                  tasks.create_task(_worker_to_client(upstream, ws), name=f"sideband-{call_id}-down"))
+        await asyncio.wait(relays, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await tasks.aclose()
+        code, reason = upstream.close_code, upstream.close_reason or ""
+        await upstream.close()
+    if code is None:  # the client left; the owner's sideband ends, the call goes on
+        return
+    if code == 1006:  # the owning worker went away without a close
+        code, reason = INTERNAL_ERROR, f"worker_unavailable: the worker holding this call ({owner}) went away"
+    await close(ws, NORMAL if code == 1005 else code, reason)
+
+
+async def _client_to_worker(ws: WebSocket, upstream: Any) -> None:
+    try:
+        while (message := await ws.receive())["type"] != "websocket.disconnect":
+            data = message.get("text") if message.get("text") is not None else message.get("bytes")
+            if data is not None:
+                await upstream.send(data)
+    except (WebSocketDisconnect, RuntimeError, websockets.ConnectionClosed):
+        pass
+
+
+async def _worker_to_client(upstream: Any, ws: WebSocket) -> None:
+    try:
+        async for message in upstream:  # ends when the owner closes
+            if isinstance(message, str):
+                await ws.send_text(message)
+            else:
+                await ws.send_bytes(message)
+    except (WebSocketDisconnect, RuntimeError, OSError, websockets.ConnectionClosed):
+        pass
+
+
 class WorkerHeader:
-    """ASGI middleware: every HTTP response says which worker answered (`x-somagent-worker`), for operators
-    following a request, and for tests that must see each worker answer."""
+    """ASGI middleware: every HTTP response and WebSocket handshake says which worker answered
+    (`x-somagent-worker`), for operators following a request, and for tests that must see each worker answer."""
 
     def __init__(self, app: Any, index: int) -> None:
         self.app = app
         self._header = (b"x-somagent-worker", str(index).encode())
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
 
         async def send_with_header(message: Any) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.accept"):
                 message["headers"] = [*message.get("headers", []), self._header]
             await send(message)
 
@@ -144,4 +207,20 @@ def internal_routes(me: WorkerIdentity) -> APIRouter:
         request.app.state.server.auth.adopt_secret(secret.value, secret.expires_at, secret.session, secret.owner)
         return Response(status_code=204)
 
-    return api
+    async def sideband(ws: WebSocket) -> None:
+        """A sideband another worker accepted for a call of this one (`forward_sideband`)."""
+        if not me.is_internal(ws.headers):
+            await ws.close(code=POLICY_VIOLATION)  # before accepting: the handshake is refused, as for no route
+            return
+        await ws.accept()
+        try:
+            principal = ws.app.state.server.auth.check(bearer(ws.headers))
+        except AuthError as exc:
+            await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
+            return
+        await serve_sideband(ws, principal, ws.query_params.get("call_id", ""))
+
+    routes = APIRouter(include_in_schema=False)
+    routes.include_router(api)
+    routes.add_api_websocket_route("/_internal/realtime", sideband)  # outside `api`: its guard reads HTTP requests
+    return routes

@@ -278,3 +278,32 @@ def test_webrtc_vanished_peer_frees_the_call(aiortc_calls):
     assert out["sessions_while_connected"] == 1
     assert out["sessions_after_close"] == 0 and out["calls_after_close"] == 0
 
+
+@pytest.fixture(scope="module")
+def aiortc_sideband():
+    """A live aiortc call with an app server's sideband WebSocket on it (tests/e2e/test_sideband.py: the rest)."""
+    try:
+        with network_namespace() as (ns, address):
+            return run_result(netns_exec(ns) + [PYTHON, "-m", "tests.e2e.webrtc.run_client", "--host", address,
+                                                "--scenarios", "sideband"], timeout=200)
+    except NetnsUnavailable as exc:
+        reason = f"WebRTC sideband end-to-end skipped: aiortc needs a routable address and {exc}"
+        say(reason)
+        pytest.skip(reason)
+
+
+def test_webrtc_sideband_shares_the_call(aiortc_sideband):
+    out = scenario(aiortc_sideband, "sideband")
+    # the browser's session.update reaches the sideband, which was sent nothing on attaching
+    assert out["sideband_first"] == {"type": "session.updated", "instructions": "From the browser."}
+    assert out["browser_saw_server_update"] == "From the server."
+    assert out["response_status"] == out["browser_saw_response"] == "completed"
+    assert out["loud_frames"] >= 25  # the reply the server asked for was heard on the call's track
+    assert "response.output_audio.delta" not in out["sideband_types"]  # as on the DataChannel: audio is on the track
+    assert {"output_audio_buffer.started", "output_audio_buffer.stopped",
+            "response.output_audio_transcript.done"} <= set(out["sideband_types"])
+    assert out["call_after_sideband_close"] == "connected"
+    assert out["hangup_status"] == 200
+    assert out["sideband_close"]["code"] == 1000 and "hangup" in out["sideband_close"]["reason"]
+    assert out["sessions_after_hangup"] == 0
+

@@ -7,6 +7,7 @@ both workers answer (`x-somagent-worker`, or the sessions each worker reports); 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,10 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+import websockets.sync.client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.webrtc.offers import make_offer
-from voice.client import RealtimeClient
+from voice.client import RealtimeClient, ws_url
 from voice.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,12 +155,69 @@ async def test_a_call_is_reached_through_any_worker_and_hung_up_once(server: str
         await pc.close()
 
 
+async def _instructions_set(sb, instructions: str) -> dict:
+    await sb.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": instructions}}))
+    async with asyncio.timeout(30):
+        while True:
+            event = json.loads(await sb.recv())
+            if event["type"] == "session.updated" and event["session"]["instructions"] == instructions:
+                return event
+
+
+async def test_a_calls_sideband_is_relayed_from_any_worker_and_closed_by_the_hang_up(server: str) -> None:
+    pc, sdp = await make_offer()
+    try:
+        r = _fresh(server, "POST", "/v1/realtime/calls", headers={**AUTH, "Content-Type": "application/sdp"},
+                   content=sdp)
+        assert r.status_code == 201, r.text
+        location, owner = r.headers["Location"], r.headers["x-somagent-worker"]
+        call_id = location.rsplit("/", 1)[1]
+        session_id = _fresh(server, "GET", location, headers=AUTH).json()["session_id"]
+        url = f"{ws_url(server)}?call_id={call_id}"
+        seen: set[str] = set()
+        for i in range(TRIES):  # each a new connection: the kernel picks the worker anew
+            async with websockets.connect(url, additional_headers=AUTH, open_timeout=30) as sb:
+                seen.add(sb.response.headers["x-somagent-worker"])
+                updated = await _instructions_set(sb, f"Attached {i}.")
+                assert updated["session"]["id"] == session_id  # the call's own session, wherever we landed
+            if seen == {"0", "1"}:
+                break
+        assert seen == {"0", "1"}
+        other = str(1 - int(owner))
+        async with websockets.connect(url.replace(call_id, f"rtc_w{other}_nosuchcall"), additional_headers=AUTH,
+                                      open_timeout=30) as sb:
+            refusal = json.loads(await asyncio.wait_for(sb.recv(), 30))
+            assert refusal["error"]["code"] == "call_not_found"
+        for _ in range(TRIES):  # a sideband that the other worker relays ends with the call
+            sb = await websockets.connect(url, additional_headers=AUTH, open_timeout=30)
+            if sb.response.headers["x-somagent-worker"] != owner:
+                break
+            await sb.close()
+        try:
+            assert sb.response.headers["x-somagent-worker"] == other
+            await _instructions_set(sb, "Relayed.")
+            assert _fresh(server, "DELETE", location, headers=AUTH).status_code == 200
+            with pytest.raises(websockets.ConnectionClosedOK) as ended:
+                async with asyncio.timeout(30):
+                    while True:
+                        await sb.recv()
+            assert ended.value.rcvd.code == 1000 and "hangup" in ended.value.rcvd.reason
+        finally:
+            await sb.close()
+    finally:
+        await pc.close()
+
+
 def test_internal_routes_are_not_for_clients(server: str) -> None:
     for path in ("/_internal/health", "/_internal/metrics"):
         assert _fresh(server, "GET", path, headers=AUTH).status_code == 404
     r = _fresh(server, "POST", "/_internal/secrets", headers={"x-somagent-internal": "guess"},
                json={"value": "ek_mine", "expires_at": time.time() + 600, "owner": "x"})
     assert r.status_code == 404
+    with pytest.raises(websockets.InvalidStatus) as refused:  # the sideband relay's route: refused at the handshake
+        websockets.sync.client.connect("ws" + server[4:] + "/_internal/realtime?call_id=rtc_w0_x",
+                                       additional_headers={"x-somagent-internal": "guess", **AUTH}, open_timeout=30)
+    assert refused.value.response.status_code == 403
 
 
 def test_an_admin_change_reaches_every_worker(server: str) -> None:

@@ -1,4 +1,9 @@
-"""The `/v1/realtime` WebSocket: JSON text frames in, JSON text frames out."""
+"""The `/v1/realtime` WebSocket: JSON text frames in, JSON text frames out.
+
+With `?call_id=rtc_...` the socket opens no session of its own: it attaches to that WebRTC call's session as
+its sideband (voice/transports/webrtc/sideband.py), relayed to the worker that holds the call when another
+worker of `serve --workers N` accepted it (voice/internal_api.py).
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,42 @@ import asyncio
 import json
 import logging
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voice.auth import AuthError, bearer
+from voice.internal_api import forward_sideband
 from voice.server import ServerBusy, VoiceServer
+from voice.siblings import call_owner
+from voice.transports.refusal import POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
+from voice.transports.webrtc.sideband import serve_sideband
 
 log = logging.getLogger(__name__)
-
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
 
 
 async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol="realtime" if "realtime" in offered else None)
+    token = bearer(ws.headers, offered)
     try:
-        principal = server.auth.check(bearer(ws.headers, offered))
+        principal = server.auth.check(token)
     except AuthError as exc:
-        await _refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
+        await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
+        return
+    call_id = ws.query_params.get("call_id")
+    if call_id is not None:
+        owner, me = call_owner(call_id), server.settings.worker
+        if me is not None and owner is not None and owner != me.index:
+            await forward_sideband(ws, owner, token, call_id)
+        else:
+            await serve_sideband(ws, principal, call_id)
         return
     try:
         session = await server.open_session(principal, model=ws.query_params.get("model"))
     except ServerBusy as exc:
-        await _refuse(ws, exc.code, exc.message, TRY_AGAIN_LATER, type_="server_error")
+        await refuse(ws, exc.code, exc.message, TRY_AGAIN_LATER, type_="server_error")
         return
     except AuthError as exc:
-        await _refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
+        await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
         return
     writer = asyncio.create_task(_write(ws, session), name=f"ws-writer-{session.id}")
     try:
@@ -48,11 +63,7 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
     finally:
         await server.close_session(session)
         await asyncio.gather(writer, return_exceptions=True)
-        if ws.application_state != WebSocketState.DISCONNECTED and ws.client_state != WebSocketState.DISCONNECTED:
-            try:
-                await ws.close()
-            except (RuntimeError, WebSocketDisconnect):
-                pass  # the client left first
+        await close(ws)
 
 
 async def _write(ws: WebSocket, session) -> None:
@@ -61,11 +72,3 @@ async def _write(ws: WebSocket, session) -> None:
             await ws.send_text(json.dumps(event.to_wire(), separators=(",", ":")))
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the reader notices the disconnect and closes the session
-
-
-async def _refuse(ws: WebSocket, code: str, message: str, close_code: int,
-                  type_: str = "invalid_request_error") -> None:
-    error = {"type": type_, "code": code, "message": message, "param": None, "event_id": None}
-    event = {"type": "error", "event_id": "event_refused", "error": error}
-    await ws.send_text(json.dumps(event))
-    await ws.close(code=close_code, reason=f"{code}: {message}"[:120])

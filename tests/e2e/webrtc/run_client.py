@@ -6,7 +6,8 @@ address; prints one line `RESULT <json>` with what each scenario saw:
     ip netns exec NS .venv/bin/python -m tests.e2e.webrtc.run_client --host 192.0.2.7 --scenarios conversation,bargein
 
 Scenarios: conversation (speak a fixture, get the reply), bargein (speak over a long reply), clear (the client
-sends output_audio_buffer.clear), tabclose (the peer vanishes without hanging up), bench (voice-to-voice per file).
+sends output_audio_buffer.clear), tabclose (the peer vanishes without hanging up), sideband (an app server's
+WebSocket on the call, `/v1/realtime?call_id=`), bench (voice-to-voice per file).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -28,7 +30,7 @@ from dsp import WebRtcVad, resample
 from tests.helpers import SPEECH
 from voice.app import create_app
 from voice.capacity import CapacityLimits
-from voice.client import load_audio
+from voice.client import load_audio, ws_url
 from voice.config import Settings
 from voice.serving import running_server
 from voice.transports.webrtc.track import AgentAudioTrack, frame_to_mono
@@ -345,6 +347,66 @@ async def tabclose(base: str, app) -> dict[str, Any]:
     return out
 
 
+async def _sideband_until(sb: Any, pred, timeout: float = 30.0) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not got or not pred(got[-1]):
+            got.append(json.loads(await sb.recv()))
+    return got
+
+
+def is_update(instructions: str):
+    return lambda e: e.get("type") == "session.updated" and e["session"]["instructions"] == instructions
+
+
+async def sideband(base: str, app) -> dict[str, Any]:
+    """An app server attaches to the browser's call: each sees what the other changes, the server starts a reply
+    the browser hears, and the sideband ends with the call, not the call with the sideband."""
+    c = Caller(base)
+    await c.connect()
+    await c.wait(is_type("session.created"))
+    out: dict[str, Any] = {}
+    url = f"{ws_url(base)}?call_id={c.call_id}"
+    async with websockets.connect(url, max_size=None) as sb:
+        c.send({"type": "session.update", "session": {"type": "realtime", "instructions": "From the browser."}})
+        first = json.loads(await asyncio.wait_for(sb.recv(), 30))
+        out["sideband_first"] = {"type": first["type"], "instructions": first.get("session", {}).get("instructions")}
+        await sb.send(json.dumps({"type": "session.update",
+                                  "session": {"type": "realtime", "instructions": "From the server."}}))
+        _, updated = await c.wait(is_update("From the server."))
+        out["browser_saw_server_update"] = updated["session"]["instructions"]
+        await sb.send(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hello."}]}}))
+        await sb.send(json.dumps({"type": "response.create"}))
+        events = await _sideband_until(sb, lambda e: e["type"] == "response.done", 60)
+        rid = events[-1]["response"]["id"]
+        out["response_status"] = events[-1]["response"]["status"]
+        _, done = await c.wait(is_response_done(rid), 30, anywhere=True)
+        out["browser_saw_response"] = done["response"]["status"]
+        started_at, _ = await c.wait(is_type("output_audio_buffer.started", response_id=rid), 30, anywhere=True)
+        await c.wait(is_type("output_audio_buffer.stopped", response_id=rid), 60, anywhere=True)
+        events += await _sideband_until(sb, is_type("output_audio_buffer.stopped", response_id=rid), 30)
+        out["loud_frames"] = c.loud_frames(started_at)
+        out["sideband_types"] = sorted({e["type"] for e in events})
+    c.send({"type": "session.update", "session": {"type": "realtime", "instructions": "After the sideband."}})
+    await c.wait(is_update("After the sideband."))
+    out["call_after_sideband_close"] = (await c.info())["state"]
+    async with websockets.connect(url, max_size=None) as sb:
+        await sb.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "Again."}}))
+        await _sideband_until(sb, is_update("Again."))
+        out["hangup_status"] = await c.hangup()
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    await sb.recv()
+        except websockets.ConnectionClosed as exc:
+            out["sideband_close"] = {"code": exc.rcvd.code if exc.rcvd else None,
+                                     "reason": exc.rcvd.reason if exc.rcvd else None}
+    out["sessions_after_hangup"] = await live_sessions(base)
+    await c.close()
+    return out
+
+
 async def bench(base: str, app, files: list[str]) -> dict[str, Any]:
     """Voice-to-voice on the caller's clock, per file: from the moment the last voiced 20 ms of the clip left the
     microphone track to the first loud frame of the reply on the received track. The reply is then cleared
@@ -391,7 +453,8 @@ async def bench(base: str, app, files: list[str]) -> dict[str, Any]:
     return {"turns": turns}
 
 
-SCENARIOS = {"conversation": conversation, "bargein": bargein, "clear": clear, "tabclose": tabclose}
+SCENARIOS = {"conversation": conversation, "bargein": bargein, "clear": clear, "tabclose": tabclose,
+             "sideband": sideband}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

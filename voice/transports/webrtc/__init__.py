@@ -20,6 +20,7 @@ hands the same list to the page.
 
 The package, one module per concern: `offer` (reading and checking the SDP offer), `ice` (ICE servers and the
 peer connections' configuration), `track` (the agent's outbound track, caller frames as PCM), `call` (one
-call), `registry` (all calls of an app) and `routes` (the HTTP endpoints). Refusals are
+call), `sideband` (an app server's WebSocket on a call, `/v1/realtime?call_id=`), `registry` (all calls of an
+app) and `routes` (the HTTP endpoints). Refusals are
 `voice.api_errors.ApiError`, the app's one HTTP error type.
 """

@@ -23,6 +23,7 @@ from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.session import RealtimeSession
 from voice.transports.webrtc.ice import rtc_configuration
+from voice.transports.webrtc.sideband import Sideband
 from voice.transports.webrtc.track import AgentAudioTrack, frame_to_mono
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Call:
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
         self._item_response: dict[str, str | None] = {}  # assistant item -> its response, to match truncations
         self._inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self.sidebands: set[Sideband] = set()  # attached sideband sockets: each gets what the DataChannel gets
         self._tasks = TaskSet()  # writer, reader, connect watch, microphone: all stopped by _close
         self._closing: asyncio.Task | None = None
 
@@ -121,10 +123,22 @@ class Call:
                 self.frames_dropped += 1
 
     # -- events ------------------------------------------------------------------------------
+    def attach_sideband(self) -> Sideband:
+        """A sideband socket's queue of this call's events from now on (voice/transports/webrtc/sideband.py)."""
+        sideband = Sideband()
+        self.sidebands.add(sideband)
+        return sideband
+
+    def detach_sideband(self, sideband: Sideband) -> None:
+        self.sidebands.discard(sideband)
+
     def send_event(self, event: ServerEvent) -> None:
+        """One event for the DataChannel, and each sideband: serialised once, the same text for all."""
         if event.event_id is None:
             event.event_id = new_id("event")
         text = json.dumps(event.to_wire(), separators=(",", ":"))
+        for sideband in self.sidebands:
+            sideband.put(text)
         channel = self.channel
         if channel is not None and channel.readyState == "open":
             try:
@@ -193,7 +207,7 @@ class Call:
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "object": "realtime.call", "session_id": self.session.id,
                 "state": "closed" if self.closed else self.pc.connectionState, "created_at": int(self.created_at),
-                "close_reason": self.close_reason, "metrics": self.metrics()}
+                "close_reason": self.close_reason, "sidebands": len(self.sidebands), "metrics": self.metrics()}
 
     # -- teardown ----------------------------------------------------------------------------
     def close_soon(self, reason: str) -> asyncio.Task:
@@ -210,6 +224,8 @@ class Call:
         log.info("call %s: closing (%s)", self.id, reason)
         self._inbox.put_nowait(None)
         await self._tasks.aclose()  # never this task: close_soon starts it outside the set
+        for sideband in self.sidebands:  # the writer is stopped: no event follows, each closes once it has sent all
+            sideband.end()
         try:
             await self._on_closed(self)
         except Exception:
