@@ -4,7 +4,8 @@ A client cannot grow the server without bound or flood the models: the conversat
 items and `max_conversation_chars` characters of text (the oldest go first, each announced with
 `conversation.item.deleted`, as the model's context would lose them anyway); one item, and the instructions, have
 a size cap; live responses, out-of-band ones included, are capped; and client events other than audio appends are
-rate-limited (audio is bounded by the input queue: a client far ahead of real time gets `input_overflow`).
+rate-limited (audio is bounded by the input queue: a client far ahead of real time gets `input_overflow`); and a
+client that stops reading is dropped once `max_outbox_events` wait for it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class SessionLimits:
     max_responses: int = 4  # live responses per session, out-of-band ones included (`too_many_responses`)
     events_per_s: float = 200.0  # client events other than audio appends, sustained (`rate_limited` beyond)
     events_burst: int = 400  # ... and at once
+    # server events waiting for a client that does not read them: past this the session ends (`slow_consumer`,
+    # close 1008) rather than hold its reply in memory; a client reading at any sensible pace never has 100 queued
+    max_outbox_events: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SessionLimits:

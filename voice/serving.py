@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+WS_PING_S = 20.0
 WS_MAX_BYTES = 16 * 1024 * 1024  # beyond this uvicorn closes with 1009; below it the session answers with an error
 
 
@@ -32,7 +33,9 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") 
         loop="uvloop",
         http="httptools",
         ws_max_size=WS_MAX_BYTES,
-        ws_ping_interval=None,
+        # pings find a client that vanished without a close (a laptop lid shut): its session ends, its slot frees
+        ws_ping_interval=WS_PING_S,
+        ws_ping_timeout=WS_PING_S,
         ws_per_message_deflate=False,
         lifespan="on",
     )

@@ -83,6 +83,7 @@ class RealtimeSession:
         self._tasks = TaskSet()  # the input loop
         self._pcm_resampler: PolyphaseResampler | None = None  # push_pcm (media transports)
         self.closed = False
+        self.overflow_reason: str | None = None  # set when the client stopped reading (see _overflow)
         self.errors_sent = 0
         self._handlers = self._handler_table()
         self._pinned: dict[str, Any] = {}  # set by the transport; no session.update changes it
@@ -95,7 +96,10 @@ class RealtimeSession:
         return self.config.somagent is not None and self.config.somagent.events
 
     def emit(self, event: ServerEvent) -> None:
-        if self.closed:
+        if self.closed or self.overflow_reason is not None:
+            return
+        if self.outbox.qsize() >= self.limits.max_outbox_events:
+            self._overflow()
             return
         if self._observer is not None:
             self._observer(event)
@@ -109,6 +113,16 @@ class RealtimeSession:
               type_: str = "invalid_request_error") -> None:
         self.errors_sent += 1
         self.emit(ev.Error.of(code, message, type_=type_, param=param, event_id=event_id))
+
+    def _overflow(self) -> None:
+        """The client stopped reading: what waits for it is dropped, and the transport ends the session with the
+        reason (the reply is not held in memory for a client that may never read it)."""
+        self.overflow_reason = (f"slow_consumer: {self.limits.max_outbox_events} server events were waiting "
+                                "for the client to read them")
+        log.warning("session %s: %s", self.id, self.overflow_reason)
+        while not self.outbox.empty():  # bounded: the queue holds max_outbox_events
+            self.outbox.get_nowait()
+        self.outbox.put_nowait(CLOSE)
 
     async def next_event(self) -> ServerEvent | None:
         """The transport's read side: the next server event, or None once the session is closed."""

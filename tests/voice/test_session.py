@@ -439,3 +439,17 @@ async def test_the_conversation_and_the_requests_are_bounded_with_clear_errors()
                      ("instructions_too_large", "response.instructions"), ("rate_limited", None),
                      ("rate_limited", None)]
     assert types(events).count("conversation.item.retrieved") == 1
+
+
+async def test_a_client_that_stops_reading_is_dropped_not_buffered():
+    async with voice_session(replies=[LONG_REPLY], limits=SessionLimits(max_outbox_events=40)) as kit:
+        await kit.next()
+        await kit.say_text("tell me a story")  # nobody reads while the reply streams
+        for _ in range(200):  # bounded: the reply is a few hundred events
+            if kit.session.overflow_reason is not None:
+                break
+            await asyncio.sleep(0.01)
+        reason = kit.session.overflow_reason
+        assert reason is not None and reason.startswith("slow_consumer")
+        assert await kit.session.next_event() is None  # what waited is gone: the transport closes at once
+        assert kit.session.outbox.qsize() == 0

@@ -21,6 +21,7 @@ from voice.transports.refusal import POLICY_VIOLATION, TRY_AGAIN_LATER, close, r
 from voice.transports.webrtc.sideband import serve_sideband
 
 log = logging.getLogger(__name__)
+SEND_TIMEOUT_S = 15.0  # one event's send blocked this long: the client is not reading
 
 
 async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
@@ -67,8 +68,23 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
 
 
 async def _write(ws: WebSocket, session) -> None:
+    """Send the session's events; a client that stops reading (a send blocked for SEND_TIMEOUT_S, or the session's
+    outbox full) is closed with 1008 and the reason, and the reader then ends the session."""
     try:
         while (event := await session.next_event()) is not None:
-            await ws.send_text(json.dumps(event.to_wire(), separators=(",", ":")))
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await ws.send_text(json.dumps(event.to_wire(), separators=(",", ":")))
+    except TimeoutError:
+        reason = f"slow_consumer: a send waited {SEND_TIMEOUT_S:g} s for the client to read"
     except (WebSocketDisconnect, RuntimeError, OSError):
-        pass  # the reader notices the disconnect and closes the session
+        return  # the reader notices the disconnect and closes the session
+    else:
+        reason = session.overflow_reason
+        if reason is None:
+            return  # the session closed: the reader closes the socket
+    log.warning("closing session %s: %s", session.id, reason)
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await close(ws, POLICY_VIOLATION, reason)
+    except TimeoutError:
+        pass  # the socket's own close timeout ends it; the reader sees the disconnect
