@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from voice.session_config import voice_name
+
 
 class ClientError(Exception):
     """Answered with an `error` event; the session goes on."""
@@ -210,8 +212,9 @@ class ResponseParams(_Model):
 
     @property
     def voice(self) -> str | None:
+        """`audio.output.voice`: a name, or a custom voice's `{"id": ...}`."""
         output = (self.audio or {}).get("output")
-        return output.get("voice") if isinstance(output, dict) else None
+        return voice_name(output.get("voice")) if isinstance(output, dict) else None
 
 
 class ResponseCreate(_Event):

@@ -9,7 +9,47 @@ from typing import Any, Literal
 from adapters.llm.base import ChatMessage, ToolCall
 
 MAX_CONTEXT_ITEMS = 40
+CHARS_PER_TOKEN = 4  # a token limit in characters, roughly, for English text
 ROOT = "root"  # a `previous_item_id` that means the start of the conversation
+
+
+@dataclass(frozen=True)
+class ContextWindow:
+    """Which of the conversation's items the model sees (the session's `truncation`): the newest ones up to a
+    limit in items and characters; once over it, they are cut to `retain` of the limit, so that a cut happens
+    now and then instead of on every turn (OpenAI's `retention_ratio`). No limit: every item ("disabled")."""
+
+    max_items: int | None = MAX_CONTEXT_ITEMS
+    max_chars: int | None = None
+    retain: float = 1.0
+
+    @classmethod
+    def of(cls, truncation: Any) -> ContextWindow:
+        """"auto" | "disabled" | a retention ratio (`type`, `retention_ratio`, `token_limits.post_instructions`)."""
+        if truncation == "disabled":
+            return cls(max_items=None)
+        ratio = getattr(truncation, "retention_ratio", None)
+        if ratio is None:
+            return cls()
+        tokens = getattr(getattr(truncation, "token_limits", None), "post_instructions", None)
+        if tokens:
+            return cls(max_items=None, max_chars=tokens * CHARS_PER_TOKEN, retain=ratio)
+        return cls(retain=ratio)
+
+    def select(self, items: list[Item]) -> list[Item]:
+        chars = sum(it.chars for it in items)
+        over_items = self.max_items is not None and len(items) > self.max_items
+        over_chars = self.max_chars is not None and chars > self.max_chars
+        if not (over_items or over_chars):
+            return items
+        keep_items = max(1, int(self.max_items * self.retain)) if self.max_items is not None else len(items)
+        keep_chars = self.max_chars * self.retain if self.max_chars is not None else float("inf")
+        kept, total = 0, 0
+        for item in reversed(items):  # the newest first; the newest item always stays
+            if kept and (kept + 1 > keep_items or total + item.chars > keep_chars):
+                break
+            kept, total = kept + 1, total + item.chars
+        return items[len(items) - kept:]
 
 
 @dataclass
@@ -108,9 +148,9 @@ class Conversation:
     def last_id(self) -> str | None:
         return self._items[-1].id if self._items else None
 
-    def messages(self, instructions: str, items: list[Item] | None = None) -> tuple[ChatMessage, ...]:
-        """The chat context: instructions, then the last items (or the given ones) as messages."""
-        return context_messages(instructions, self._items[-MAX_CONTEXT_ITEMS:] if items is None else items)
+    def messages(self, instructions: str, window: ContextWindow | None = None) -> tuple[ChatMessage, ...]:
+        """The chat context: instructions, then the items the window keeps, as messages."""
+        return context_messages(instructions, (window or ContextWindow()).select(self._items))
 
 
 def context_messages(instructions: str, items: list[Item]) -> tuple[ChatMessage, ...]:

@@ -175,6 +175,7 @@ class InputTranscriptionCompleted(ServerEvent):
     content_index: int
     transcript: str
     usage: dict[str, Any]
+    logprobs: list[dict[str, Any]] | None = None  # with `include: ["item.input_audio_transcription.logprobs"]`
 
 
 @dataclass(slots=True, kw_only=True)

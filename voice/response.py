@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from adapters.aio import cancel_and_wait
@@ -23,7 +23,7 @@ from adapters.llm.base import ChatRequest, ChatUsage, ToolCallDelta, ToolSpec
 from router import AllCandidatesFailed, CallContext, ModelRouter, Role, StreamInterrupted
 from voice import events as ev
 from voice.codec import OutputEncoder
-from voice.conversation import Conversation, Item, context_messages
+from voice.conversation import ContextWindow, Conversation, Item, context_messages
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
 from voice.sentences import SentenceSplitter
@@ -47,6 +47,7 @@ class ResponseOptions:
     tool_choice: str = "auto"
     parallel_tool_calls: bool | None = None
     input_items: list[Item] | None = None  # the response's own context (`response.input`) instead of the conversation
+    context: ContextWindow = field(default_factory=ContextWindow)  # which conversation items it sees (`truncation`)
 
 
 class ResponseRun:
@@ -193,7 +194,7 @@ class ResponseRun:
         # without input of its own, out of band or not, the context is the conversation as it stands (the assistant
         # item itself is in it, empty, and left out)
         messages = (context_messages(o.instructions, o.input_items) if o.input_items is not None
-                    else self._conversation.messages(o.instructions))
+                    else self._conversation.messages(o.instructions, o.context))
         return ChatRequest(messages=messages, max_tokens=o.max_output_tokens, tools=o.tools,
                            tool_choice=o.tool_choice, parallel_tool_calls=o.parallel_tool_calls)
 

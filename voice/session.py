@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from adapters.aio import TaskSet
 from dsp import PolyphaseResampler
+from dsp.denoise import Denoiser
 from router import CallContext, ModelRouter
 from voice import client_events as ce
 from voice import events as ev
@@ -73,6 +74,8 @@ class RealtimeSession:
                                     config=lambda: self.config, clock=clock, max_responses=limits.max_responses)
         self._events = TokenBucket(limits.events_per_s, limits.events_burst, clock)
         self._decoder = InputDecoder(self.config.audio.input.format)
+        self._denoiser: Denoiser | None = None  # `audio.input.noise_reduction`: before VAD, recognition, features
+        self._apply_noise_reduction()
         self._input: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue(MAX_INPUT_QUEUE)
         # Audio is processed in the caller's own task when nothing is queued or in progress (one task switch
         # less per 20 ms append); otherwise it queues behind what came first, so the order always holds.
@@ -141,6 +144,9 @@ class RealtimeSession:
         await self.turns.aclose()
         self.closed = True
         self.conversation.clear()
+        if self._denoiser is not None:
+            self._denoiser.close()
+            self._denoiser = None
         self.outbox.put_nowait(CLOSE)
 
     def pin_config(self, patch: dict[str, Any]) -> None:
@@ -227,7 +233,7 @@ class RealtimeSession:
 
     async def _session_update(self, event: ce.SessionUpdate) -> None:
         patch = event.session
-        if patch.get("type", "realtime") != "realtime":
+        if patch.get("type") not in (None, "realtime"):
             raise ClientError("invalid_value", "only sessions of type 'realtime' are served here", "session.type")
         patch = {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")}
         if isinstance(patch.get("instructions"), str):
@@ -249,6 +255,7 @@ class RealtimeSession:
         if new.audio.input.format != old_format:
             self._decoder = InputDecoder(new.audio.input.format)
         self.turns.apply_config()
+        self._apply_noise_reduction()
         persona = new.somagent.persona if new.somagent is not None else None
         if persona != self.ctx.persona:
             self.ctx = replace(self.ctx, persona=persona)
@@ -323,9 +330,25 @@ class RealtimeSession:
             finally:
                 self._pending -= 1
 
+    def _apply_noise_reduction(self) -> None:
+        """A denoiser while `noise_reduction` is set; its state carries across updates that keep it on."""
+        nr = self.config.audio.input.noise_reduction
+        if nr is None:
+            if self._denoiser is not None:
+                self._denoiser.close()
+                self._denoiser = None
+            return
+        strength = 1.0 if nr.strength is None else nr.strength
+        if self._denoiser is None:
+            self._denoiser = Denoiser(strength)
+        else:
+            self._denoiser.strength = strength
+
     async def _process(self, kind: str, payload: Any, extra: Any) -> None:
         try:
             if kind == "audio":
+                if self._denoiser is not None:
+                    payload = self._denoiser.process(payload)
                 await self.turns.feed(payload, extra)
             elif kind == "commit":
                 problem = self.turns.commit()

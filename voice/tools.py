@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from adapters.llm.base import ToolSpec
 
 
-def tool_specs(tools: list[dict[str, Any]] | None) -> tuple[ToolSpec, ...]:
+def _plain(value: Any) -> Any:
+    """Session fields arrive validated (models); `response.create` overrides arrive as dicts."""
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def tool_specs(tools: list[Any] | None) -> tuple[ToolSpec, ...]:
     out: list[ToolSpec] = []
-    for tool in tools or ():
+    for tool in map(_plain, tools or ()):
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not tool.get("name"):
             continue
         parameters = tool.get("parameters")
@@ -26,6 +33,7 @@ def tool_specs(tools: list[dict[str, Any]] | None) -> tuple[ToolSpec, ...]:
 
 def tool_choice(choice: Any, tools: tuple[ToolSpec, ...]) -> str:
     """"auto" | "none" | "required" | a function's name; a forced function the session lacks means "none"."""
+    choice = _plain(choice)
     if isinstance(choice, dict):
         name = choice.get("name")
         return str(name) if choice.get("type") == "function" and name in {t.name for t in tools} else "none"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from adapters.aio import TaskSet
-from adapters.asr.base import RecognitionOptions
+from adapters.asr.base import RecognitionOptions, Transcript
 from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.silero import FrameVad, make_frame_vad
@@ -28,7 +29,7 @@ from router import CallContext, ModelRouter
 from voice import events as ev
 from voice.client_events import ResponseParams
 from voice.codec import OutputEncoder
-from voice.conversation import Conversation, Item
+from voice.conversation import ContextWindow, Conversation, Item
 from voice.echo import EchoGate
 from voice.endpointer import FRAME_MS, Endpointer, SpeechStarted, SpeechStopped
 from voice.ids import new_id
@@ -50,23 +51,37 @@ TRUNCATE_SLACK_MS = 100  # a client's playback clock may run this far past the a
 
 class StableWords:
     """The words of an utterance's transcript as append-only deltas (`input_audio_transcription.delta`) while
-    the user speaks: a word is sent once two partials in a row agree on it and everything before it (a partial's
-    tail still changes), and the final sends what is left. A final that disagrees with words already sent
-    sends nothing more: the `completed` event carries the transcript, as the protocol says."""
+    the user speaks: a word is sent once `agree` partials in a row agree on it and everything before it (a
+    partial's tail still changes), and the final sends what is left. A final that disagrees with words already
+    sent sends nothing more: the `completed` event carries the transcript, as the protocol says.
 
-    def __init__(self) -> None:
+    `transcription.delay` picks `agree`: "minimal"/"low" send what one partial says (soonest, may need the
+    completed event's correction), "medium" (the default) waits for two, "high" for three, "xhigh" sends
+    words only with the final (`agree` 0)."""
+
+    AGREE = {"minimal": 1, "low": 1, "medium": 2, "high": 3, "xhigh": 0}
+
+    def __init__(self, agree: int = 2) -> None:
+        self.agree = agree
         self.sent: list[str] = []
-        self._last: list[str] = []
+        self._recent: list[list[str]] = []
+
+    @classmethod
+    def for_delay(cls, delay: str | None) -> StableWords:
+        return cls(cls.AGREE.get(delay or "medium", 2))
 
     def partial(self, text: str) -> str:
-        words = text.split()
+        if self.agree <= 0:
+            return ""
+        self._recent = [*self._recent, text.split()][-self.agree:]
+        if len(self._recent) < self.agree:
+            return ""
         agreed = 0
-        for a, b in zip(self._last, words, strict=False):
-            if a != b:
+        for column in zip(*self._recent, strict=False):
+            if any(w != column[0] for w in column):
                 break
             agreed += 1
-        self._last = words
-        return self._extend(words[:agreed])
+        return self._extend(self._recent[-1][:agreed])
 
     def final(self, text: str) -> str:
         return self._extend(text.split())
@@ -78,6 +93,20 @@ class StableWords:
         delta = (" " if self.sent else "") + " ".join(new)
         self.sent = words
         return delta
+
+
+def word_logprobs(final: Transcript | None) -> list[dict[str, Any]]:
+    """`include: ["item.input_audio_transcription.logprobs"]`: one entry per recognised word (our recognisers
+    score words, not tokens), its log probability from the recogniser's confidence; words without one are left
+    out. Tokens carry their leading space, as OpenAI's do."""
+    out: list[dict[str, Any]] = []
+    for i, w in enumerate(final.words if final is not None else ()):
+        if w.confidence is None:
+            continue
+        token = w.word if i == 0 else " " + w.word
+        out.append({"token": token, "logprob": round(math.log(max(float(w.confidence), 1e-10)), 4),
+                    "bytes": list(token.encode())})
+    return out
 
 
 class UserState(StrEnum):
@@ -254,7 +283,9 @@ class TurnController:
     def _recognition_options(self) -> RecognitionOptions:
         """`audio.input.transcription.language` and `prompt`, for the recogniser to honour where it can."""
         t = self._config().audio.input.transcription
-        return RecognitionOptions(language=t.language, prompt=t.prompt) if t is not None else RecognitionOptions()
+        if t is None:
+            return RecognitionOptions()
+        return RecognitionOptions(language=t.recognition_language(), prompt=t.recognition_prompt())
 
     def _open_stream(self) -> None:
         self._item_id = item_id = new_id("item")
@@ -267,7 +298,8 @@ class TurnController:
         except AdapterError as exc:
             log.warning("no recogniser for this utterance: %s", exc)
             return
-        self._deltas = deltas = StableWords()
+        t = self._config().audio.input.transcription
+        self._deltas = deltas = StableWords.for_delay(t.delay if t is not None else None)
 
         def on_partial(partial: Any) -> None:
             self._emit(ev.TranscriptionPartial(item_id=item_id, text=partial.text,
@@ -405,8 +437,10 @@ class TurnController:
                 delta = (turn.deltas or StableWords()).final(transcript)
                 if delta:
                     self._emit(ev.InputTranscriptionDelta(item_id=item.id, content_index=0, delta=delta))
-                self._emit(ev.InputTranscriptionCompleted(item_id=item.id, content_index=0, transcript=transcript,
-                                                          usage={"type": "duration", "seconds": round(audio_s, 3)}))
+                self._emit(ev.InputTranscriptionCompleted(
+                    item_id=item.id, content_index=0, transcript=transcript,
+                    usage={"type": "duration", "seconds": round(audio_s, 3)},
+                    logprobs=word_logprobs(final) if self._config().wants_logprobs() else None))
                 if final is not None and (final.words or final.confidence is not None):
                     self._emit(ev.TranscriptionWords(
                         item_id=item.id, model=turn.asr_model, audio_start_ms=turn.audio_start_ms,
@@ -432,16 +466,15 @@ class TurnController:
         max_tokens = o.max_output_tokens if "max_output_tokens" in o.model_fields_set else cfg.max_output_tokens
         tools = tool_specs(o.tools if o.tools is not None else cfg.tools)
         choice = tool_choice(o.tool_choice if o.tool_choice is not None else cfg.tool_choice, tools)
-        parallel = o.parallel_tool_calls if o.parallel_tool_calls is not None else getattr(
-            cfg, "parallel_tool_calls", None)
+        parallel = o.parallel_tool_calls if o.parallel_tool_calls is not None else cfg.parallel_tool_calls
         return ResponseOptions(
             modality=modalities[0],
-            voice=o.voice or cfg.audio.output.voice,
+            voice=o.voice or cfg.audio.output.voice_name(),
             instructions=o.instructions or cfg.instructions,
             max_output_tokens=None if max_tokens in (None, "inf") else int(max_tokens),
             metadata=o.metadata, conversation=o.conversation,
             tools=tools if choice != "none" else (), tool_choice=choice, parallel_tool_calls=parallel,
-            input_items=input_items,
+            input_items=input_items, context=ContextWindow.of(cfg.truncation),
         )
 
     @property

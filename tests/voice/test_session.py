@@ -404,9 +404,9 @@ async def test_protocol_crashers_get_an_error_and_the_session_goes_on():
         await kit.send_raw('{"type": "response.create", "event_id": "evt_big", "n": ' + "9" * 5000 + "}")
         await kit.send_raw('{"type": "conversation.item.create", "event_id": "evt_deep", "x": ' + nested(5000) + "}")
         await kit.send_raw('{"type": "session.update", "event_id": "evt_trace", "session": {"type": "realtime", '
-                           '"tracing": ' + nested(300) + "}}")
+                           '"tracing": {"metadata": ' + nested(300) + "}}}")
         await kit.send_raw('{"type": "session.update", "event_id": "evt_ok", "session": {"type": "realtime", '
-                           '"tracing": ' + nested(20) + ', "instructions": "Be brief."}}')
+                           '"tracing": {"metadata": ' + nested(20) + '}, "instructions": "Be brief."}}')
         events = await kit.until("session.updated")
         await kit.say_text("are you there")
         events += await kit.until("response.done")

@@ -22,3 +22,17 @@ def test_a_final_that_disagrees_with_what_was_sent_adds_nothing():
     assert words.partial("four of clubs") == "four of"
     assert words.final("for all clubs") == ""
     assert StableWords().final("hello there") == "hello there"  # no partials: the final is the one delta
+
+
+def test_transcription_delay_picks_how_many_partials_must_agree():
+    soon = StableWords.for_delay("minimal")
+    assert soon.partial("turn") == "turn"  # the first partial's words go out at once
+    assert soon.partial("turn on the lice") == " on the lice"
+    assert soon.final("turn on the lights") == ""  # what was sent cannot be taken back: completed corrects it
+    careful = StableWords.for_delay("high")
+    assert careful.partial("turn on") == "" and careful.partial("turn on the") == ""
+    assert careful.partial("turn on the lights") == "turn on"  # three in a row agree on "turn on"
+    final_only = StableWords.for_delay("xhigh")
+    assert all(final_only.partial(p) == "" for p in ("turn", "turn on", "turn on", "turn on"))
+    assert final_only.final("turn on the lights") == "turn on the lights"
+    assert StableWords.for_delay(None).agree == StableWords.for_delay("medium").agree == 2
