@@ -9,8 +9,10 @@ is. Nested objects (a session, an item, a response) stay the dicts their owners'
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from dataclasses import dataclass, fields
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -61,15 +63,37 @@ class SessionUpdated(ServerEvent):
     session: dict[str, Any]
 
 
+# The connection whose client events a transport's reader task handles (a call's DataChannel or one of its
+# sidebands), with that task: an error raised in that task, while it handles the connection's event, is that
+# connection's, and the call sends it there only. Tasks started meanwhile (a response) copy the context but are
+# other tasks: their errors are the session's, for every connection.
+EVENT_SOURCE: ContextVar[tuple[object, object] | None] = ContextVar("event_source", default=None)
+
+
+def set_event_source(source: object) -> None:
+    """Called once at the start of a reader task."""
+    EVENT_SOURCE.set((source, asyncio.current_task()))
+
+
+def _event_source() -> object | None:
+    held = EVENT_SOURCE.get()
+    return held[0] if held is not None and held[1] is asyncio.current_task() else None
+
+
 @dataclass(slots=True, kw_only=True)
 class Error(ServerEvent):
     type: ClassVar[str] = "error"
     error: dict[str, Any]  # type, code, message, param, event_id
+    source: object | None = field(default=None, repr=False, compare=False)  # not on the wire (EVENT_SOURCE)
 
     @classmethod
     def of(cls, code: str, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
            event_id: str | None = None) -> Error:
-        return cls(error={"type": type_, "code": code, "message": message, "param": param, "event_id": event_id})
+        return cls(error={"type": type_, "code": code, "message": message, "param": param, "event_id": event_id},
+                   source=_event_source())
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "event_id": self.event_id, "error": self.error}
 
     @property
     def code(self) -> str:

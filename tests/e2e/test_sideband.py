@@ -149,6 +149,35 @@ async def test_the_sideband_follows_and_steers_the_call():
             assert on_channel["event_id"] == events[-1]["event_id"]  # one event, sent to both
 
 
+async def test_an_error_goes_to_the_connection_whose_event_caused_it():
+    """The server's bad event is answered on the sideband only, the browser's on its DataChannel only; what the
+    session says to everyone (a session.updated) still reaches both."""
+    async with server() as (url, app):
+        call = await new_call(url, app, KEY_A)
+        channel = Channel()
+        call._on_datachannel(channel)
+        await channel.wait(is_type("session.created"))
+        async with connect(url, call.id, KEY_A) as sb:
+            await sb.send(json.dumps({"type": "conversation.item.delete", "event_id": "evt_sb", "item_id": "nope"}))
+            error = (await recv_until(sb, is_type("error")))[-1]["error"]
+            assert error["code"] == "item_not_found" and error["event_id"] == "evt_sb"
+            channel.deliver({"type": "conversation.item.retrieve", "event_id": "evt_dc", "item_id": "nope"})
+            on_channel = await channel.wait(is_type("error"))
+            assert on_channel["error"]["event_id"] == "evt_dc"  # the browser's own, not the sideband's before it
+            await sb.send(session_update(instructions="After."))
+            after = await recv_until(sb, is_update("After."))
+            await channel.wait(is_update("After."))
+        assert not [e for e in after if e["type"] == "error"]  # the browser's error never reached the sideband
+        assert all(e["type"] != "error" for e in _drain(channel))  # nor a second error the browser
+
+
+def _drain(channel: Channel) -> list[dict[str, Any]]:
+    out = []
+    while not channel.received.empty():
+        out.append(channel.received.get_nowait())
+    return out
+
+
 async def test_other_keys_and_unknown_calls_are_refused_alike():
     async with server() as (url, app):
         call = await new_call(url, app, KEY_A)

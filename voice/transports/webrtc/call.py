@@ -133,12 +133,19 @@ class Call:
         self.sidebands.discard(sideband)
 
     def send_event(self, event: ServerEvent) -> None:
-        """One event for the DataChannel, and each sideband: serialised once, the same text for all."""
+        """One event for the DataChannel, and each sideband: serialised once, the same text for all; an error
+        answering one connection's event goes to that connection only (`ev.set_event_source`)."""
         if event.event_id is None:
             event.event_id = new_id("event")
         text = json.dumps(event.to_wire(), separators=(",", ":"))
-        for sideband in self.sidebands:
-            sideband.put(text)
+        source = event.source if isinstance(event, ev.Error) else None
+        if source is not None and source is not self:
+            if source in self.sidebands:
+                source.put(text)  # type: ignore[attr-defined]
+            return
+        if source is None:
+            for sideband in self.sidebands:
+                sideband.put(text)
         channel = self.channel
         if channel is not None and channel.readyState == "open":
             try:
@@ -186,7 +193,9 @@ class Call:
         self.close_soon("session_closed")
 
     async def _read(self) -> None:
-        """Client events from the DataChannel, one at a time, in order."""
+        """Client events from the DataChannel, one at a time, in order; the errors they cause go back to it
+        alone (`ev.set_event_source`), not to the sidebands."""
+        ev.set_event_source(self)
         while (message := await self._inbox.get()) is not None:
             if isinstance(message, bytes):
                 self.session.error("binary_not_supported", "send events as JSON text messages, not binary")

@@ -7,7 +7,8 @@ DataChannel receives: every server event except the agent's audio, which travels
 sends no audio deltas to a WebRTC call's sideband either), and with the track's `output_audio_buffer.*` events.
 Nothing is sent on attaching: the session exists already, so there is no `session.created` (OpenAI sends none;
 clients send a `session.update` and read its `session.updated`). Client events from the sideband are handled
-by the call's session, exactly as the DataChannel's are.
+by the call's session, exactly as the DataChannel's are; an `error` answering one goes to the connection that
+sent it, not to the others.
 
 Closing the sideband leaves the call up; the call ending closes the sideband (1000). Each sideband has its own
 bounded queue of the call's serialised events: one that falls MAX_BEHIND events behind is closed with an
@@ -29,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from adapters.aio import TaskSet
 from voice.auth import Principal
+from voice.events import set_event_source
 from voice.transports.refusal import NORMAL, POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
 
 if TYPE_CHECKING:
@@ -98,7 +100,7 @@ async def serve_sideband(ws: WebSocket, principal: Principal, call_id: str) -> N
         return
     sideband = call.attach_sideband()
     tasks = TaskSet()
-    reader = tasks.create_task(_read(ws, call), name=f"{call.id}-sideband-reader")
+    reader = tasks.create_task(_read(ws, call, sideband), name=f"{call.id}-sideband-reader")
     writer = tasks.create_task(_write(ws, call, sideband), name=f"{call.id}-sideband-writer")
     try:
         await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
@@ -108,8 +110,10 @@ async def serve_sideband(ws: WebSocket, principal: Principal, call_id: str) -> N
         await close(ws)
 
 
-async def _read(ws: WebSocket, call: Call) -> None:
-    """Client events from the sideband, handled by the call's session in order, until the client leaves."""
+async def _read(ws: WebSocket, call: Call, sideband: Sideband) -> None:
+    """Client events from the sideband, handled by the call's session in order, until the client leaves. The
+    errors they cause go to this sideband alone (`set_event_source`): the browser never sees the server's mistakes."""
+    set_event_source(sideband)
     try:
         while (message := await ws.receive())["type"] != "websocket.disconnect":
             if message.get("text") is not None:
