@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from openai.types.realtime import RealtimeSessionCreateRequest
-from pydantic import ValidationError
+from openai.types.realtime import RealtimeServerEvent, RealtimeSessionCreateRequest
+from pydantic import TypeAdapter, ValidationError
 
 from tests.voice.kit import speech_clip, voice_session
 from voice.conversation import ContextWindow
@@ -178,9 +178,12 @@ async def test_voice_by_id_and_a_ga_session_update_work_in_a_live_session():
     async with voice_session(replies=["Hello there."]) as kit:
         await kit.next()
         await kit.send({"type": "session.update", "session": GA_SESSION | {"tool_choice": "auto"}})
-        updated = (await kit.until("session.updated"))[-1]["session"]
+        updated_event = (await kit.until("session.updated"))[-1]
+        updated = updated_event["session"]
         assert updated["audio"]["output"]["voice"] == {"id": "voice_joe"}
         await kit.say_text("hi")
         events = await kit.until("response.done")
+    for event in [updated_event, *events]:  # the SDK's own event types parse all of it
+        TypeAdapter(RealtimeServerEvent).validate_python(event)
     assert events[-1]["response"]["audio"]["output"]["voice"] == "voice_joe"
     assert events[-1]["response"]["status"] == "completed"
