@@ -1,4 +1,9 @@
-"""Tenant and persona overrides of a role's model. Precedence: persona over tenant over the mode default."""
+"""Tenant and persona overrides of a role's model. Precedence: the tenant's own persona, then a persona of every
+tenant, then the tenant, then the mode default.
+
+A persona is named by the session that uses it (`somagent.persona`), and two tenants may both name one "support":
+a `tenant_persona` override (subject `<tenant>/<persona>`) is that tenant's persona alone; a `persona` override
+applies to the persona in every tenant (an operator's platform-wide choice)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,24 @@ from router.roles import Role
 class Scope(StrEnum):
     TENANT = "tenant"
     PERSONA = "persona"
+    TENANT_PERSONA = "tenant_persona"
+
+
+def tenant_persona(tenant: str, persona: str) -> str:
+    """The subject of one tenant's persona override."""
+    return f"{tenant}/{persona}"
+
+
+def check_subject(scope: Scope, subject: str) -> None:
+    """ValueError unless the subject fits its scope (a tenant persona is `<tenant>/<persona>`, both named)."""
+    if not subject or len(subject) > 200:
+        raise ValueError("subject (1-200 characters) is required")
+    if scope is Scope.TENANT_PERSONA:
+        tenant, _, persona = subject.partition("/")
+        if not tenant or not persona:
+            raise ValueError("a tenant_persona subject is '<tenant>/<persona>'")
+    elif scope is Scope.TENANT and "/" in subject:
+        raise ValueError("a tenant id has no '/'")
 
 
 @dataclass(frozen=True)
@@ -67,8 +90,12 @@ class OverrideTable:
         return self._by_key.get((scope, subject, role))
 
     def resolve(self, role: Role, ctx: CallContext) -> Override | None:
-        """The override that applies to a call: the persona's, else the tenant's, else none."""
+        """The override that applies to a call: the tenant's persona's, the persona's, the tenant's, or none."""
         if ctx.persona is not None:
+            if ctx.tenant is not None:
+                ov = self._by_key.get((Scope.TENANT_PERSONA, tenant_persona(ctx.tenant, ctx.persona), role))
+                if ov is not None:
+                    return ov
             ov = self._by_key.get((Scope.PERSONA, ctx.persona, role))
             if ov is not None:
                 return ov

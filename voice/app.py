@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
     async def client_secrets(request: Request, principal: Annotated[Principal, Depends(authenticated)],
                              body: ClientSecretRequest | None = None) -> JSONResponse:
         server: VoiceServer = request.app.state.server
-        if principal.key_id.startswith("secret:"):
+        if principal.is_client_secret:
             raise ApiError(401, "invalid_api_key", "a client secret cannot mint further secrets")
         body = body or ClientSecretRequest()
         try:
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         except AuthError as exc:
             raise ApiError(401, exc.code, exc.message) from None
         await share_secret(request.app, SharedSecret(value=value, expires_at=expires_at, session=body.session,
-                                                     owner=principal.owner))
+                                                     tenant=principal.tenant))
         wire = session.wire()
         wire["expires_at"] = expires_at
         return JSONResponse({"value": value, "expires_at": expires_at, "session": wire})

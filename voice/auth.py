@@ -1,8 +1,8 @@
-"""API keys and short-lived client secrets (the browser flow of OpenAI's Realtime API)."""
+"""API keys and short-lived client secrets (the browser flow of OpenAI's Realtime API); each caller is one
+tenant's (voice/tenants.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -13,30 +13,22 @@ from starlette.requests import Request
 
 from voice.api_errors import ApiError
 from voice.config import Settings
+from voice.tenants import ANONYMOUS, TenantDirectory
 
 MAX_SECRETS = 10000
 
 
 @dataclass(frozen=True)
 class Principal:
-    key_id: str  # a non-secret label: "anonymous", "key:<last 4>", "secret:<last 4>"
+    key_id: str  # a non-secret label for logs: "anonymous", "key:<last 4>", "secret:<last 4>"
     session: dict[str, Any] | None = None  # session defaults bound to a client secret
-    # Whose calls these are, for attaching a sideband to one: an API key's fingerprint (two keys may share their
-    # last 4 characters), a client secret's minting key's; by default the label itself ("anonymous").
-    owner: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.owner:
-            object.__setattr__(self, "owner", self.key_id)
+    # The tenant whose calls, sessions, quota and overrides these are: a key's configured tenant, a client
+    # secret's minting key's (voice/tenants.py)
+    tenant: str = ANONYMOUS
 
     @property
     def is_client_secret(self) -> bool:
         return self.key_id.startswith("secret:")
-
-
-def key_fingerprint(token: str) -> str:
-    """An API key's owner id: stable, distinct per key, and not the key (it may reach other workers)."""
-    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 class AuthError(Exception):
@@ -50,27 +42,32 @@ class AuthError(Exception):
 class _Secret:
     expires_at: float
     session: dict[str, Any] | None
-    owner: str
+    tenant: str
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
+                 tenants: TenantDirectory | None = None) -> None:
         self._settings = settings
         self._clock = clock
         self._secrets: dict[str, _Secret] = {}
+        self.tenants = tenants or TenantDirectory.build(
+            settings.api_keys, settings.tenants_file, default_max_calls=settings.max_calls_per_key,
+            default_max_sessions=settings.max_sessions_per_tenant)
 
     def check(self, token: str | None) -> Principal:
         """Who is calling; raise AuthError when the mode demands a key and this one is missing or unknown."""
         if token:
-            if token in self._settings.api_keys:
-                return Principal(f"key:{token[-4:]}", owner=key_fingerprint(token))
+            tenant = self.tenants.tenant_of_key(token)
+            if tenant is not None:
+                return Principal(f"key:{token[-4:]}", tenant=tenant.id)
             secret = self._secrets.get(token)
             if secret is not None:
                 if secret.expires_at >= self._clock():
-                    return Principal(f"secret:{token[-4:]}", secret.session, owner=secret.owner)
+                    return Principal(f"secret:{token[-4:]}", secret.session, tenant=secret.tenant)
                 del self._secrets[token]
                 raise AuthError("client_secret_expired", "the client secret has expired; request a new one")
-            if self._settings.requires_key or self._settings.api_keys:
+            if self._settings.requires_key or self.tenants.has_keys:
                 raise AuthError("invalid_api_key", "the API key is not known to this server")
             return Principal("anonymous")
         if self._settings.requires_key:
@@ -85,12 +82,12 @@ class Authenticator:
             raise AuthError("too_many_secrets", "too many live client secrets; try again later")
         value = "ek_" + secrets.token_urlsafe(24)
         expires_at = int(now + ttl_s)
-        self._secrets[value] = _Secret(expires_at, session, owner.owner)
+        self._secrets[value] = _Secret(expires_at, session, owner.tenant)
         return value, expires_at
 
-    def adopt_secret(self, value: str, expires_at: float, session: dict[str, Any] | None, owner: str) -> None:
+    def adopt_secret(self, value: str, expires_at: float, session: dict[str, Any] | None, tenant: str) -> None:
         """A secret another worker of this server issued (voice/siblings.py), accepted here from now on."""
-        self._secrets[value] = _Secret(expires_at, session, owner)
+        self._secrets[value] = _Secret(expires_at, session, tenant)
 
 
 def bearer(headers: Any, subprotocols: list[str] | None = None) -> str | None:

@@ -129,7 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reference transcripts (a TSV with 'file' and 'transcript' columns, as "
                           "fixtures/audio/speech/transcripts.tsv): each file's WER and the overall WER")
     rep.set_defaults(func=_replay)
+    hk = sub.add_parser("hash-key", help="print an API key's stored form for SOMAGENT_TENANTS_FILE "
+                        "(the key is read from standard input, so it stays out of the shell history)")
+    hk.set_defaults(func=_hash_key)
     return parser
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    from voice.tenants import hash_key
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("somagent-voice hash-key: give the key on standard input", file=sys.stderr)
+        return 2
+    print(hash_key(token))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

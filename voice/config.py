@@ -50,7 +50,9 @@ class Settings:
     client_secret_ttl_s: int = 600
     default_silence_ms: int = 300
     warmup: bool = True
-    max_calls_per_key: int = 4  # concurrent WebRTC calls per API key or client secret
+    max_calls_per_key: int = 4  # concurrent WebRTC calls per tenant, where its entry sets none (0: no limit)
+    max_sessions_per_tenant: int = 0  # live sessions of any transport per tenant, where it sets none (0: no limit)
+    tenants_file: str = ""  # SOMAGENT_TENANTS_FILE: tenants and their hashed keys (voice/tenants.py)
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
     worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
@@ -84,6 +86,8 @@ class Settings:
             default_silence_ms=int(env.get("SOMAGENT_SILENCE_MS", cls.default_silence_ms)),
             warmup=env.get("SOMAGENT_WARMUP", "1") != "0",
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
+            max_sessions_per_tenant=int(env.get("SOMAGENT_MAX_SESSIONS_PER_TENANT", cls.max_sessions_per_tenant)),
+            tenants_file=env.get("SOMAGENT_TENANTS_FILE", ""),
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
             worker=worker,

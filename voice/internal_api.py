@@ -35,7 +35,7 @@ class SharedSecret(BaseModel):
     value: str
     expires_at: float
     session: dict[str, Any] | None = None
-    owner: str
+    tenant: str  # the minting key's tenant: the secret's calls count against it
 
 
 def local_health(app: FastAPI) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def internal_routes(me: WorkerIdentity) -> APIRouter:
 
     @api.post("/secrets", status_code=204)
     async def secrets(request: Request, secret: SharedSecret) -> Response:
-        request.app.state.server.auth.adopt_secret(secret.value, secret.expires_at, secret.session, secret.owner)
+        request.app.state.server.auth.adopt_secret(secret.value, secret.expires_at, secret.session, secret.tenant)
         return Response(status_code=204)
 
     async def sideband(ws: WebSocket) -> None:

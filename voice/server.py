@@ -29,6 +29,14 @@ class ServerBusy(Exception):
         self.message = f"the server is busy: {refusal.message}; try again in {retry_after_s} s"
 
 
+class TenantLimit(Exception):
+    """A session or call refused because its tenant holds as many as it may (voice/tenants.py)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class VoiceServer:
     def __init__(self, settings: Settings, router: ModelRouter) -> None:
         self.settings = settings
@@ -75,14 +83,21 @@ class VoiceServer:
                 "message": refusal.message if refusal else None, "mode": self.settings.deployment_mode,
                 "sessions": len(self.sessions), "load": self.capacity.load().to_dict()}
 
+    def sessions_of(self, tenant: str) -> int:
+        return sum(1 for s in self.sessions.values() if s.ctx.tenant == tenant)
+
     async def open_session(self, principal: Principal, model: str | None = None,
                            patch: dict[str, Any] | None = None, transport: str = "websocket") -> RealtimeSession:
+        limit = self.auth.tenants.get(principal.tenant).max_sessions
+        if limit and self.sessions_of(principal.tenant) >= limit:
+            raise TenantLimit("too_many_sessions", f"this tenant already has {limit} live sessions (its limit); "
+                              "close one first")
         self.admit(transport)
         try:
             config = self.session_config({**(principal.session or {}), **(patch or {})}, model)
         except ValidationError as exc:
             raise AuthError("invalid_session", f"invalid session configuration: {exc.errors()[0]['msg']}") from None
-        session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.key_id),
+        session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.tenant),
                                   max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe,
                                   limits=self.settings.session_limits)
         self.sessions[session.id] = session

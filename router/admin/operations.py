@@ -23,7 +23,7 @@ from router.catalog import Catalog, role_unit
 from router.clock import Clock
 from router.events import EventBus, Topic
 from router.modes import DeploymentMode
-from router.overrides import Override, Scope
+from router.overrides import Override, Scope, check_subject
 from router.personas import PersonaSLA
 from router.profiles import ModelProfile
 from router.recorder import CallRecorder
@@ -36,6 +36,7 @@ from router.telemetry import CallRecord, Outcome
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,199}$")
 _SECRET_LIKE = re.compile(r"^(sk-|sk_|pk-|xox[abp]-|ghp_|AKIA)|^[A-Za-z0-9+/=_-]{40,}$")
 FUTURE_SKEW_S = 300.0
+SCOPES = "scope must be 'tenant', 'persona' or 'tenant_persona'"
 
 
 class AdminError(Exception):
@@ -246,7 +247,14 @@ class RouterAdmin:
         locked: bool = False,
         reason: str = "",
     ) -> Override:
-        sc = Scope(scope)
+        try:
+            sc = Scope(scope)
+        except ValueError:
+            raise AdminError(422, SCOPES) from None
+        try:
+            check_subject(sc, subject)
+        except ValueError as exc:
+            raise AdminError(422, str(exc)) from None
         r = self._role(role)
         self._check_model(model, r)
         async with self._lock:
@@ -273,7 +281,7 @@ class RouterAdmin:
         try:
             sc = Scope(scope)
         except ValueError:
-            raise AdminError(422, "scope must be 'tenant' or 'persona'") from None
+            raise AdminError(422, SCOPES) from None
         r = self._role(role)
         async with self._lock:
             before = self._state.overrides.get(sc, subject, r)

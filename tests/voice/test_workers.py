@@ -212,7 +212,7 @@ def test_internal_routes_are_not_for_clients(server: str) -> None:
     for path in ("/_internal/health", "/_internal/metrics"):
         assert _fresh(server, "GET", path, headers=AUTH).status_code == 404
     r = _fresh(server, "POST", "/_internal/secrets", headers={"x-somagent-internal": "guess"},
-               json={"value": "ek_mine", "expires_at": time.time() + 600, "owner": "x"})
+               json={"value": "ek_mine", "expires_at": time.time() + 600, "tenant": "x"})
     assert r.status_code == 404
     with pytest.raises(websockets.InvalidStatus) as refused:  # the sideband relay's route: refused at the handshake
         websockets.sync.client.connect("ws" + server[4:] + "/_internal/realtime?call_id=rtc_w0_x",

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voice.auth import AuthError, bearer
 from voice.internal_api import forward_sideband
-from voice.server import ServerBusy, VoiceServer
+from voice.server import ServerBusy, TenantLimit, VoiceServer
 from voice.siblings import call_owner
 from voice.transports.refusal import POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
 from voice.transports.webrtc.sideband import serve_sideband
@@ -45,6 +45,9 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
         session = await server.open_session(principal, model=ws.query_params.get("model"))
     except ServerBusy as exc:
         await refuse(ws, exc.code, exc.message, TRY_AGAIN_LATER, type_="server_error")
+        return
+    except TenantLimit as exc:
+        await refuse(ws, exc.code, exc.message, POLICY_VIOLATION, type_="rate_limit_error")
         return
     except AuthError as exc:
         await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)

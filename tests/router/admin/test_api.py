@@ -167,6 +167,20 @@ async def test_overrides_lifecycle_with_events(client: httpx.AsyncClient, servic
     assert bad.status_code == 422
 
 
+async def test_a_tenant_persona_override_is_that_tenants_alone(client: httpx.AsyncClient) -> None:
+    body = {"scope": "tenant_persona", "subject": "acme/support", "role": "dialogue", "model": "cheap",
+            "locked": True}
+    assert (await client.put("/v1/router/overrides", headers=AUTH, json=body)).status_code == 200
+    mine = (await client.get("/v1/router/explain?role=dialogue&tenant=acme&persona=support", headers=AUTH)).json()
+    theirs = (await client.get("/v1/router/explain?role=dialogue&tenant=globex&persona=support",
+                               headers=AUTH)).json()
+    assert (mine["chosen"], mine["source"]) == ("cheap", "locked_override")
+    assert theirs["source"] != "locked_override"
+    for subject in ("acme", "acme/", "/support"):
+        bad = await client.put("/v1/router/overrides", headers=AUTH, json={**body, "subject": subject})
+        assert bad.status_code == 422 and "tenant_persona" in bad.text
+
+
 async def test_mode_and_flag(client: httpx.AsyncClient, service: ModelRouter) -> None:
     assert (await client.put("/v1/router/mode", headers=AUTH, json={"mode": "production"})).json() == {
         "mode": "production"

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from voice.api_errors import ApiError
 from voice.auth import AuthError, Principal
-from voice.server import ServerBusy, VoiceServer
+from voice.server import ServerBusy, TenantLimit, VoiceServer
 from voice.session_config import merge
 from voice.transports.webrtc.call import Call
 from voice.transports.webrtc.offer import Offer
@@ -24,22 +24,23 @@ class CallRegistry:
         self.ice_servers = ice_servers
         self.calls: dict[str, Call] = {}
 
-    def get(self, call_id: str) -> Call:
-        """The live call, or a 404."""
+    def get(self, call_id: str, principal: Principal) -> Call:
+        """The caller's tenant's live call, or a 404: another tenant's call is not found, the same as no call."""
         call = self.calls.get(call_id)
-        if call is None:
-            raise ApiError(404, "call_not_found", f"no live call {call_id!r}")
+        if call is None or call.principal.tenant != principal.tenant:
+            raise ApiError(404, "call_not_found", f"no live call {call_id[:64]!r}")
         return call
 
-    def count_for(self, key_id: str) -> int:
-        return sum(1 for c in self.calls.values() if c.principal.key_id == key_id)
+    def count_for(self, tenant: str) -> int:
+        return sum(1 for c in self.calls.values() if c.principal.tenant == tenant)
 
     async def create(self, principal: Principal, offer: Offer) -> tuple[Call, str]:
-        """A new call and its SDP answer; the offer was checked at the edge (`read_offer`)."""
-        limit = self.server.settings.max_calls_per_key
-        if self.count_for(principal.key_id) >= limit:
+        """A new call and its SDP answer; the offer was checked at the edge (`read_offer`). The tenant's call
+        limit counts its keys' calls and those of the client secrets they minted alike."""
+        limit = self.server.auth.tenants.get(principal.tenant).max_calls
+        if limit and self.count_for(principal.tenant) >= limit:
             raise ApiError(
-                429, "too_many_calls", f"this key already has {limit} live calls (the limit); hang one up first"
+                429, "too_many_calls", f"this tenant already has {limit} live calls (its limit); hang one up first"
             )
         wanted = merge(principal.session or {}, dict(offer.session or {}))
         pinned = {"audio": {"output": {"format": dict(OUTPUT_FORMAT)}}}  # the voice always travels on the track
@@ -50,6 +51,8 @@ class CallRegistry:
             session = await self.server.open_session(principal, model=model, patch=wanted, transport="webrtc")
         except ServerBusy as exc:
             raise ApiError(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
+        except TenantLimit as exc:
+            raise ApiError(429, exc.code, exc.message) from None
         except AuthError as exc:
             status = 400 if exc.code == "invalid_session" else 503
             raise ApiError(status, exc.code, exc.message) from None

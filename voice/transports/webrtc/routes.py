@@ -48,15 +48,15 @@ def webrtc_routes(settings: Settings | None = None) -> APIRouter:
         return owner if me is not None and owner is not None and owner != me.index else None
 
     @api.get("/v1/realtime/calls/{call_id}")
-    async def get_call(call_id: str, calls: Calls, request: Request) -> Response:
+    async def get_call(call_id: str, principal: Caller, calls: Calls, request: Request) -> Response:
         if (owner := elsewhere(call_id)) is not None:
-            return await forward(request, owner)
-        return JSONResponse(calls.get(call_id).info())
+            return await forward(request, owner)  # that worker checks the caller's tenant
+        return JSONResponse(calls.get(call_id, principal).info())
 
-    async def hangup(call_id: str, calls: Calls, request: Request) -> Response:
+    async def hangup(call_id: str, principal: Caller, calls: Calls, request: Request) -> Response:
         if (owner := elsewhere(call_id)) is not None:
             return await forward(request, owner)
-        await calls.get(call_id).close("hangup")
+        await calls.get(call_id, principal).close("hangup")
         return Response(status_code=200)
 
     api.add_api_route("/v1/realtime/calls/{call_id}/hangup", hangup, methods=["POST"])

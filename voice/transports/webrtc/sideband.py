@@ -15,9 +15,10 @@ bounded queue of the call's serialised events: one that falls MAX_BEHIND events 
 `error` (`sideband_overflow`, 1008), so a slow reader never holds the call's memory or pace; a call takes
 MAX_PER_CALL sidebands at once.
 
-Only the call's owner attaches: the API key that created the call, or that minted the client secret that did.
-Any other key and an id that is no live call get the same `call_not_found` (1008): no tenant learns of another's
-calls. A client secret cannot attach at all: it is the browser's credential, the sideband is the server's.
+Only the call's tenant attaches: any of its API keys (the one that created the call, or minted the client secret
+that did, or another of the same tenant's). Another tenant's key and an id that is no live call get the same
+`call_not_found` (1008): no tenant learns of another's calls. A client secret cannot attach at all: it is the
+browser's credential, the sideband is the server's.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ async def serve_sideband(ws: WebSocket, principal: Principal, call_id: str) -> N
                      "sideband with the API key that minted it", POLICY_VIOLATION)
         return
     call = find_call(ws, call_id)
-    if call is None or call.principal.owner != principal.owner:
+    if call is None or call.principal.tenant != principal.tenant:
         await refuse(ws, "call_not_found", f"no live call {call_id[:64]!r}", POLICY_VIOLATION)
         return
     if len(call.sidebands) >= MAX_PER_CALL:
