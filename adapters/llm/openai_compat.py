@@ -89,6 +89,7 @@ class OpenAICompatChat(ChatModel):
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
         stream = None
+        answered = False  # a chunk with text, a call or a finish reason came
         try:
             stream = await self._client.chat.completions.create(**kwargs)
             async for event in stream:
@@ -110,7 +111,13 @@ class OpenAICompatChat(ChatModel):
                     if choice.delta is not None and getattr(choice.delta, "refusal", None):
                         raise AdapterError(f"{self.name}: the model refused: {choice.delta.refusal}", outcome="refusal")
                 if text or usage or finish or calls:
+                    answered = answered or bool(text or finish or calls)
                     yield ChatChunk(text=text, usage=usage, finish_reason=finish, tool_calls=calls)
+            if not answered:
+                # a 200 whose body is no chat-completions stream (an HTML error page from a proxy, SSE lines that
+                # are not JSON chunks): the SDK skips what it cannot parse and ends, which is no reply at all
+                raise AdapterError(f"{self.name}: the stream ended without a completion (not a chat-completions "
+                                   "stream?)")
         except AdapterError:
             raise
         except openai.APITimeoutError as exc:

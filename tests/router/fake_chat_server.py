@@ -46,6 +46,8 @@ class Script:
     # name in the first delta, the arguments in pieces of `arguments_piece` characters; finish_reason "tool_calls"
     tool_calls: tuple[tuple[str, str], ...] = ()
     arguments_piece: int = 7
+    hang_s: float | None = None  # accept the request and send nothing at all, not even headers, for this long
+    garbage: bytes | None = None  # answer 200 text/event-stream with this body instead of chunks
 
 
 @dataclass
@@ -99,6 +101,10 @@ class FakeChatServer:
         body = await request.json()
         model = str(body.get("model", ""))
         script = self._next(model, body)
+        if script.hang_s is not None:
+            await asyncio.sleep(script.hang_s)
+        if script.garbage is not None:
+            return Response(script.garbage, media_type="text/event-stream")
         if script.status is not None:
             return JSONResponse(
                 {"error": {"message": f"scripted HTTP {script.status}", "type": "server_error", "code": None}},

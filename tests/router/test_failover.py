@@ -246,3 +246,48 @@ async def test_caller_going_away_is_not_a_failure(fake_chat: FakeChatServer, clo
     assert (snap.failures, snap.released) == (0, 1)
     await router.aclose()
 
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once this socket closes
+
+
+FAULTS = {
+    "refuses": None,  # nothing listens on the primary's port
+    "http_500": Script(status=500),
+    "garbage_sse": Script(garbage=b"data: {not json at all\n\ndata: <html>502 Bad Gateway</html>\n\n"),
+    "html_body": Script(garbage=b"<html><body>upstream timed out</body></html>"),
+    "hangs": Script(hang_s=30.0),  # no headers, no body: the first-output deadline decides
+    "silent_stream": Script(first_token_delay_s=30.0),  # headers and a role chunk, then nothing
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_each_kind_of_broken_provider_is_answered_by_the_fallback_and_trips_its_breaker(
+    fake_chat: FakeChatServer, clock: ManualClock, fault: str
+) -> None:
+    """Refused, 500, garbage SSE, an HTML body, a hang before headers, a stream that never speaks: every call
+    is still answered (the backup), and after `min_calls` of them the primary's breaker is open and it is no
+    longer tried."""
+    primary_url = f"http://127.0.0.1:{_closed_port()}/v1" if FAULTS[fault] is None else fake_chat.base_url
+    entries = [http_entry("primary", primary_url), http_entry("backup", fake_chat.base_url)]
+    router = make_router(entries, ("primary", "backup"), clock=clock, first_output_s=0.3, stall_s=5.0)
+    if FAULTS[fault] is not None:
+        fake_chat.script("primary", FAULTS[fault])
+    fake_chat.script("backup", Script(tokens=("saved", " by", " the", " backup")))
+    sub = router.bus.subscribe({Topic.SLM_METRICS})
+    min_calls = router.state.policy.breaker.min_calls
+    for i in range(min_calls):
+        assert await collect(router, CallContext(conversation_id=f"{fault}-{i}")) == "saved by the backup"
+    outcomes = [(e.payload["model"], e.payload["outcome"]) for e in drain(sub)]
+    assert outcomes.count(("backup", "ok")) == min_calls
+    assert all(outcome in ("error", "timeout") for model, outcome in outcomes if model == "primary")
+    assert router.breakers.get("primary").state is BreakerState.OPEN
+    tried = len(fake_chat.requests_for("primary"))
+    assert await collect(router, CallContext(conversation_id=f"{fault}-after")) == "saved by the backup"
+    assert len(fake_chat.requests_for("primary")) == tried  # ejected: not even tried
+    await router.aclose()
