@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.aio import cancel_and_wait
 from adapters.asr import pocketsphinx_worker
 from adapters.asr.base import (
     SAMPLE_RATE,
@@ -236,6 +237,17 @@ class _Worker:
         self._occupied_since = None
         if self._process.is_alive():
             self._process.kill()
+        self._reap()
+
+    def _reap(self, tries: int = 50) -> None:
+        """Collect the dead process's exit status (a zombie otherwise), without ever waiting on the loop: look
+        again every 0.1 s, for at most `tries` looks."""
+        self._process.join(0)
+        if self._process.exitcode is None and tries > 0:
+            try:
+                asyncio.get_running_loop().call_later(0.1, self._reap, tries - 1)
+            except RuntimeError:  # no loop (shut down): the multiprocessing module reaps it at exit
+                pass
 
     async def stop(self) -> None:
         if self.dead is None:
@@ -254,24 +266,36 @@ class PocketsphinxRecognizer(SpeechRecognizer):
     def __init__(self, config: PocketsphinxConfig | None = None) -> None:
         self.config = config or PocketsphinxConfig()
         self._workers: list[_Worker] = []
-        self._starting: asyncio.Lock | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._worker_ids = itertools.count()
 
     async def start(self) -> None:
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            self._workers = [w for w in self._workers if w.dead is None]
-            missing = self.config.workers - len(self._workers)
-            if missing <= 0:
-                return
-            try:
-                fresh = [_Worker(self.config, next(self._worker_ids)) for _ in range(missing)]
-            except OSError as exc:
-                raise AdapterUnavailable(f"cannot start pocketsphinx workers: {exc}") from exc
+        """Start the missing workers. The start runs in a task of its own, which every caller waits on and none
+        can cancel: a session that ends while the workers start (a client that leaves mid-utterance) used to
+        cancel it half-way, orphaning two processes per such session (never used, never reaped) and leaving
+        the next utterance to start two more."""
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.get_running_loop().create_task(self._start(), name="pocketsphinx-start")
+            self._starting.add_done_callback(_consume)  # a failure nobody waits for any more is no report
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        self._workers = [w for w in self._workers if w.dead is None]
+        missing = self.config.workers - len(self._workers)
+        if missing <= 0:
+            return
+        try:
+            fresh = [_Worker(self.config, next(self._worker_ids)) for _ in range(missing)]
+        except OSError as exc:
+            raise AdapterUnavailable(f"cannot start pocketsphinx workers: {exc}") from exc
+        try:
             await asyncio.gather(*(w.ready(self.config.start_timeout_s) for w in fresh))
-            self._workers.extend(fresh)
+        except BaseException:
+            for w in fresh:
+                w.kill("start failed")
+            raise
+        self._workers.extend(fresh)
 
     def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
         """One utterance; `options` do not apply (one English model, no prompt)."""
@@ -290,6 +314,8 @@ class PocketsphinxRecognizer(SpeechRecognizer):
         return {w.label: w.occupied_s() for w in self._workers if w.dead is None}
 
     async def aclose(self) -> None:
+        if self._starting is not None:
+            await cancel_and_wait(self._starting)  # its fresh workers are killed as it ends
         workers, self._workers = self._workers, []
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 

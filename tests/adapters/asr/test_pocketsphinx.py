@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,5 +103,41 @@ async def test_pocketsphinx_worker_crash_fails_one_utterance_then_recovers():
         for i in range(0, len(pcm), 320):
             await fresh.push(pcm[i:i + 320])
         assert (await fresh.finish()).text.startswith("go forward")
+    finally:
+        await rec.aclose()
+
+
+async def test_a_stream_cancelled_while_the_workers_start_orphans_no_process():
+    """A client that left mid-utterance cancelled the workers' start half-way: two processes per such session
+    were left running, unused and never reaped, and the next utterance started two more."""
+    rec = PocketsphinxRecognizer(PocketsphinxConfig(workers=1))
+    pcm, _ = speech("goforward.wav")
+    try:
+        doomed = rec.stream()
+        push = asyncio.create_task(doomed.push(pcm[:3200]))  # the first utterance starts the workers
+        await asyncio.sleep(0.05)  # starting takes a few hundred ms: cancel in the middle of it
+        push.cancel()
+        await asyncio.gather(push, return_exceptions=True)
+        await doomed.aclose()
+        fresh = rec.stream()
+        for i in range(0, len(pcm), 320):
+            await fresh.push(pcm[i:i + 320])
+        assert (await fresh.finish()).text.startswith("go forward")
+        assert [w.label for w in rec._workers] == ["pocketsphinx-0"]  # the one started first, never a second
+    finally:
+        await rec.aclose()
+
+
+async def test_a_killed_worker_is_reaped_not_left_a_zombie():
+    rec = PocketsphinxRecognizer(PocketsphinxConfig(workers=1))
+    await rec.start()
+    try:
+        worker = rec._workers[0]
+        pid = worker._process.pid
+        worker.kill("test")
+        proc = Path(f"/proc/{pid}")
+        async with asyncio.timeout(10):  # collected by the worker's own polling; reading exitcode here would reap it
+            while proc.exists():
+                await asyncio.sleep(0.05)
     finally:
         await rec.aclose()
