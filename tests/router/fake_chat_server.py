@@ -63,6 +63,7 @@ class FakeChatServer:
         self._queues: dict[str, list[Script]] = {}
         self._defaults: dict[str, Script] = {}
         self.requests: list[ReceivedRequest] = []
+        self.ended: list[tuple[str, str, float]] = []  # (model, "done" | "client_left", monotonic time) per stream
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -84,6 +85,7 @@ class FakeChatServer:
             self._queues.clear()
             self._defaults.clear()
             self.requests.clear()
+            self.ended.clear()
 
     def requests_for(self, model: str) -> list[ReceivedRequest]:
         with self._lock:
@@ -115,7 +117,19 @@ class FakeChatServer:
                 {"error": {"message": "this fake only streams", "type": "invalid_request_error"}}, status_code=400
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(self._events(model, script, include_usage), media_type="text/event-stream")
+        return StreamingResponse(self._ending(model, self._events(model, script, include_usage)),
+                                 media_type="text/event-stream")
+
+    async def _ending(self, model: str, events):  # noqa: ANN001, ANN202
+        """The stream, noting how it ended: sent whole, or cut off because the client went away."""
+        how = "client_left"
+        try:
+            async for chunk in events:
+                yield chunk
+            how = "done"
+        finally:
+            with self._lock:
+                self.ended.append((model, how, time.monotonic()))
 
     async def _events(self, model: str, script: Script, include_usage: bool):  # noqa: ANN202
         def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
