@@ -13,6 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from adapters.aio import TaskSet
 from voice.auth import AuthError, bearer
 from voice.internal_api import forward_sideband
 from voice.server import ServerBusy, TenantLimit, VoiceServer
@@ -52,27 +53,42 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
     except AuthError as exc:
         await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
         return
-    writer = asyncio.create_task(_write(ws, session), name=f"ws-writer-{session.id}")
+    # The session ends when either side does: the client leaving (the reader), or the writer giving up on a client
+    # that stopped reading (its send blocked SEND_TIMEOUT_S, or the outbox full). The reader alone would wait on a
+    # socket whose close frame cannot be sent while the client reads nothing, so the session would outlive it.
+    tasks = TaskSet()
+    reader = tasks.create_task(_read(ws, session), name=f"ws-reader-{session.id}")
+    writer = tasks.create_task(_write(ws, session), name=f"ws-writer-{session.id}")
+    try:
+        await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await server.close_session(session)
+        await tasks.aclose()
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await close(ws)
+        except TimeoutError:
+            pass  # a client reading nothing never gets the close frame; its socket is uvicorn's to drop
+
+
+async def _read(ws: WebSocket, session) -> None:
+    """Client events, handled in order, until the client leaves."""
     try:
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
-                break
+                return
             if message.get("text") is not None:
                 await session.handle_text(message["text"])
             elif message.get("bytes") is not None:
                 session.error("binary_not_supported", "send events as JSON text frames, not binary frames")
-    except WebSocketDisconnect:
-        pass
-    finally:
-        await server.close_session(session)
-        await asyncio.gather(writer, return_exceptions=True)
-        await close(ws)
+    except (WebSocketDisconnect, RuntimeError):
+        return  # RuntimeError: starlette, when the socket was closed under the read
 
 
 async def _write(ws: WebSocket, session) -> None:
     """Send the session's events; a client that stops reading (a send blocked for SEND_TIMEOUT_S, or the session's
-    outbox full) is closed with 1008 and the reason, and the reader then ends the session."""
+    outbox full) is closed with 1008 and the reason, and the session ends with it."""
     try:
         while (event := await session.next_event()) is not None:
             async with asyncio.timeout(SEND_TIMEOUT_S):
@@ -80,14 +96,14 @@ async def _write(ws: WebSocket, session) -> None:
     except TimeoutError:
         reason = f"slow_consumer: a send waited {SEND_TIMEOUT_S:g} s for the client to read"
     except (WebSocketDisconnect, RuntimeError, OSError):
-        return  # the reader notices the disconnect and closes the session
+        return  # the client left
     else:
         reason = session.overflow_reason
         if reason is None:
-            return  # the session closed: the reader closes the socket
+            return  # the session closed (the client left): the handler closes the socket
     log.warning("closing session %s: %s", session.id, reason)
     try:
         async with asyncio.timeout(SEND_TIMEOUT_S):
             await close(ws, POLICY_VIOLATION, reason)
     except TimeoutError:
-        pass  # the socket's own close timeout ends it; the reader sees the disconnect
+        pass  # the close frame cannot go out either; the session ends all the same
