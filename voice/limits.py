@@ -23,6 +23,9 @@ class SessionLimits:
     max_item_chars: int = 256_000  # one item created by the client (`item_too_large` beyond)
     max_instructions_chars: int = 64_000  # session or response instructions (`instructions_too_large`)
     max_responses: int = 4  # live responses per session, out-of-band ones included (`too_many_responses`)
+    # one utterance's audio (the input buffer): with manual turns what is past it is dropped (`input_audio_buffer_
+    # full`, once), with server VAD an utterance that never pauses ends there
+    max_buffer_s: float = 120.0
     events_per_s: float = 200.0  # client events other than audio appends, sustained (`rate_limited` beyond)
     events_burst: int = 400  # ... and at once
     # server events waiting for a client that does not read them: past this the session ends (`slow_consumer`,

@@ -71,7 +71,8 @@ class RealtimeSession:
         self.conversation = Conversation(limits.max_items, limits.max_conversation_chars,
                                          on_evict=lambda item: self.emit(ev.ConversationItemDeleted(item_id=item.id)))
         self.turns = TurnController(emit=self.emit, router=router, ctx=self.ctx, conversation=self.conversation,
-                                    config=lambda: self.config, clock=clock, max_responses=limits.max_responses)
+                                    config=lambda: self.config, clock=clock, max_responses=limits.max_responses,
+                                    max_buffer_ms=limits.max_buffer_s * 1000.0)
         self._events = TokenBucket(limits.events_per_s, limits.events_burst, clock)
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._denoiser: Denoiser | None = None  # `audio.input.noise_reduction`: before VAD, recognition, features

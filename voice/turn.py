@@ -131,7 +131,7 @@ class _Turn:
 class TurnController:
     def __init__(self, *, emit: Emit, router: ModelRouter, ctx: CallContext, conversation: Conversation,
                  config: Callable[[], SessionConfig], clock: Callable[[], float] = time.monotonic,
-                 max_responses: int = 4) -> None:
+                 max_responses: int = 4, max_buffer_ms: float = 120_000.0) -> None:
         self._emit = emit
         self._router = router
         self.ctx = ctx
@@ -159,6 +159,8 @@ class TurnController:
         self.response: ResponseRun | None = None  # the conversation's live (or last) response
         self._runs: set[ResponseRun] = set()  # every live response, out-of-band ones included
         self.max_responses = max_responses  # ... at most this many (voice/limits.py)
+        self.max_buffer_ms = max_buffer_ms  # one utterance's audio, at most (voice/limits.py)
+        self._buffer_full = False  # the client was told that audio past the limit is dropped
         # Over WebRTC the server knows what played and cuts the item at a barge-in itself; a WebSocket client
         # plays the audio and truncates the item to what it played (`conversation.item.truncate`), as OpenAI has it.
         self.server_truncation = False
@@ -218,8 +220,19 @@ class TurnController:
             await self._on_frame(frame, arrived_at)
 
     async def _on_frame(self, frame: np.ndarray, arrived_at: float) -> None:
-        self._buffer_ms += FRAME_MS
         ep = self._endpointer
+        if self._buffer_ms >= self.max_buffer_ms and self._item_id is not None:
+            if ep is None:  # manual turns: what is past the limit is dropped until the client commits or clears
+                if not self._buffer_full:
+                    self._buffer_full = True
+                    self._emit(ev.Error.of("input_audio_buffer_full", f"the input audio buffer holds its limit of "
+                                           f"{self.max_buffer_ms / 1000:g} s; audio past it is dropped until "
+                                           "input_audio_buffer.commit or .clear"))
+                return
+            if ep.in_speech:  # an utterance that never pauses (music, a stuck microphone) ends at the limit
+                ep.reset()
+                await self._speech_stopped(SpeechStopped(audio_end_ms=round(ep.now_ms)))
+        self._buffer_ms += FRAME_MS
         if ep is None:  # manual turns: everything goes to the recogniser
             if self._item_id is None:
                 self._open_stream()
@@ -392,6 +405,7 @@ class TurnController:
     def _forget_utterance(self) -> None:
         """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
         self._stream, self._item_id, self._buffer_ms, self._deltas = None, None, 0.0, None
+        self._buffer_full = False
         self._speculating = False
         self._analytics.reset()
 

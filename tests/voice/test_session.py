@@ -453,3 +453,37 @@ async def test_a_client_that_stops_reading_is_dropped_not_buffered():
         assert reason is not None and reason.startswith("slow_consumer")
         assert await kit.session.next_event() is None  # what waited is gone: the transport closes at once
         assert kit.session.outbox.qsize() == 0
+
+
+async def test_a_manual_input_buffer_is_bounded_and_says_so_once():
+    limits = SessionLimits(max_buffer_s=1.0)
+    async with voice_session(session={"audio": {"input": {"turn_detection": None}}}, transcripts=["long one"],
+                             limits=limits) as kit:
+        await kit.next()
+        await kit.speak(speech_clip(silence_s=2.0))  # about 3 s of audio into a 1 s buffer
+        await kit.send({"type": "input_audio_buffer.commit"})
+        events = await kit.until("input_audio_buffer.committed")
+        errors = [e["error"] for e in events if e["type"] == "error"]
+        assert [e["code"] for e in errors] == ["input_audio_buffer_full"]  # once, not per dropped frame
+        assert kit.asr.streams[0].samples <= 16000 * 1.0  # the recogniser got the first second alone
+        await kit.speak(speech_clip(silence_s=0.0)[:8000])  # after the commit a new buffer takes audio again
+        await kit.send({"type": "input_audio_buffer.commit"})
+        again = await kit.until("input_audio_buffer.committed")
+    assert not [e for e in again if e["type"] == "error"]
+
+
+async def test_an_utterance_that_never_pauses_ends_at_the_buffer_limit():
+    """Loud broadband noise is speech to webrtcvad all along: without the bound one utterance grows forever."""
+    noise = np.random.default_rng(2).normal(0, 3000, 16000 * 3).clip(-32768, 32767).astype(np.int16)
+    limits = SessionLimits(max_buffer_s=1.0)
+    async with voice_session(session={"audio": {"input": {"turn_detection": {"type": "server_vad",
+                                                                              "create_response": False}}}},
+                             limits=limits) as kit:
+        await kit.next()
+        await kit.speak(noise)
+        await kit.send({"type": "input_audio_buffer.clear"})
+        events = await kit.until("input_audio_buffer.cleared")
+    stops = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"]
+    commits = [e for e in events if e["type"] == "input_audio_buffer.committed"]
+    assert len(stops) >= 2 and len(commits) >= 2  # cut at the limit, and the next utterance begins
+    assert all(s.samples <= 16000 * 1.1 for s in kit.asr.streams)
