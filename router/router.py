@@ -255,11 +255,16 @@ class ModelRouter:
         return "".join(parts)
 
     async def synthesize(
-        self, text: str, ctx: CallContext, voice: str | None = None
+        self, text: str, ctx: CallContext, voice: str | None = None, *, exclude: Collection[str] = ()
     ) -> AsyncIterator[tuple[np.ndarray, int]]:
-        """Yield (pcm int16, sample rate) blocks; fail over to the next voice engine before first audio."""
+        """Yield (pcm int16, sample rate) blocks; fail over to the next voice engine before first audio.
+        StreamInterrupted when an engine broke off mid-sentence; `exclude` leaves engines out (a caller going
+        on after one broke asks the others)."""
         await self._load_sticky(ctx)
         selection = self.select(Role.SPEECH_SYNTHESIS, ctx)
+        if exclude:
+            order = tuple(m for m in selection.order if m not in exclude)
+            selection = replace(selection, chosen=order[0] if order else "", order=order)
 
         async def open_tts(model: str) -> AsyncIterator[tuple[np.ndarray, int]]:
             tts = self.catalog.adapter(model)

@@ -52,6 +52,11 @@ class BackgroundRecognition:
         self._task = asyncio.create_task(self._run(), name="recognition-feed")
 
     @property
+    def model(self) -> str | None:
+        """The recogniser on this utterance now (a fallback stream's changes when it fails over)."""
+        return getattr(self._stream, "model", None)
+
+    @property
     def backlog_s(self) -> float:
         """Audio handed to this stream and not yet recognised."""
         return (self._pending_samples + self._inflight_samples) / SAMPLE_RATE

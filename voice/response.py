@@ -270,17 +270,25 @@ class ResponseRun:
 
     async def _speak(self, sentences: asyncio.Queue[str | None]) -> None:
         tts_failed = False
+        broken: set[str] = set()  # voice engines that broke off mid-sentence in this response
         while (sentence := await sentences.get()) is not None:
-            if tts_failed:
-                continue
-            try:
-                async for pcm, rate in self._router.synthesize(sentence, self._ctx, self._options.voice):
-                    self._send_audio(self._encoder.encode(pcm, rate))
-            except AllCandidatesFailed as exc:
-                tts_failed = True  # the reply still goes out as text
-                log.warning("speech synthesis failed, continuing as text: %s", exc)
-                self._emit(ev.Error.of("tts_unavailable", "speech synthesis failed; the reply continues as text only",
-                                       type_="server_error"))
+            while not tts_failed:  # bounded: each pass but the last leaves one more engine out
+                try:
+                    async for pcm, rate in self._router.synthesize(sentence, self._ctx, self._options.voice,
+                                                                   exclude=broken):
+                        self._send_audio(self._encoder.encode(pcm, rate))
+                    break
+                except StreamInterrupted as exc:
+                    # the engine died mid-sentence (its process killed): the next one says the sentence again,
+                    # whole, and the rest of the reply
+                    log.warning("voice engine %s broke off mid-sentence (%s); the next one goes on", exc.model,
+                                exc.reason)
+                    broken.add(exc.model)
+                except AllCandidatesFailed as exc:
+                    tts_failed = True  # the reply still goes out as text
+                    log.warning("speech synthesis failed, continuing as text: %s", exc)
+                    self._emit(ev.Error.of("tts_unavailable", "speech synthesis failed; the reply continues as "
+                                           "text only", type_="server_error"))
         self._send_audio(self._encoder.flush())
 
     def _send_audio(self, payloads: list[bytes]) -> None:

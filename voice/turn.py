@@ -438,6 +438,8 @@ class TurnController:
                 failure = str(exc)
             finally:
                 self._finishing = None
+                # the recogniser that gave the final: another than at the start if the first one failed over
+                turn.asr_model = metrics.asr_model = turn.stream.model or turn.asr_model
         elif turn.wants_asr:
             failure = "no speech recogniser is available"
         metrics.asr_final = self._clock()

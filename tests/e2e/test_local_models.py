@@ -6,20 +6,26 @@ next turn is SmolLM2's again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adapters.llm.local_server import SMOLLM2
 from adapters.tts.piper import PiperSynthesizer
-from router.defaults import PIPER, WHISPER, build_default_router
+from dsp import resample
+from router.defaults import ESPEAK, PIPER, POCKETSPHINX, WHISPER, build_default_router
+from router.overrides import Override, Scope
 from router.roles import Role
 from tests.e2e.helpers import collect_until, server_thread
+from tests.helpers import speech
 from tests.local_models import normalise
 from voice.client import RealtimeClient, decode_audio_delta
 from voice.config import ModelSettings, Settings
+from voice.tenants import ANONYMOUS
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +104,81 @@ async def test_a_killed_language_model_mid_answer_still_answers_the_turn(local_s
         reply, _ = await _turn(client, "What is the capital of France?")
         # SmolLM2's again (the conversation does not stick to the stand-in); the embedded one says "I heard: ..."
         assert "paris" in reply.lower() and not reply.startswith("I heard")
+
+
+@contextlib.contextmanager
+def _primary(router, role: Role, model: str):
+    """The role's model for this server's callers (developer-light: the anonymous tenant), locked meanwhile."""
+    override = Override(Scope.TENANT, ANONYMOUS, role, model, locked=True, reason="test")
+    router.state.overrides.put(override)
+    try:
+        yield
+    finally:
+        router.state.overrides.remove(Scope.TENANT, ANONYMOUS, role)
+
+
+def _espeak_children() -> list[int]:
+    """espeak-ng processes this test process started (the server runs in one of its threads)."""
+    me, out = os.getpid(), []
+    for task in Path(f"/proc/{me}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if b"espeak" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+async def test_a_recogniser_killed_mid_utterance_still_transcribes_and_answers_the_turn(local_server):
+    """pocketsphinx first: its decoding processes are killed while the user speaks; Whisper recognises the whole
+    utterance from the audio kept, and the turn is answered."""
+    url, router = local_server
+    pcm, rate = speech("goforward.wav")
+    pcm24 = resample(pcm, rate, 24000)
+    half = len(pcm24) // 2
+    with _primary(router, Role.SPEECH_RECOGNITION, POCKETSPHINX):
+        async with RealtimeClient(url) as client:
+            await collect_until(client, lambda e: e["type"] == "session.created")
+            await client.update_session(somagent={"events": True})
+            await client.stream_audio(pcm24[:half], 24000, speed=0)
+            await collect_until(client, lambda e: e["type"] == "input_audio_buffer.speech_started")
+            pocketsphinx = router.catalog.adapter(POCKETSPHINX)
+            async with asyncio.timeout(30):  # the utterance's first pushes have reached a decoding process
+                while not any(w.streams for w in pocketsphinx._workers if w.dead is None):
+                    await asyncio.sleep(0.01)
+            for worker in pocketsphinx._workers:
+                os.kill(worker._process.pid, signal.SIGKILL)
+            await client.stream_audio(np.concatenate([pcm24[half:], np.zeros(24000, np.int16)]), 24000, speed=0)
+            events = await collect_until(client, lambda e: e["type"] == "response.done", timeout=120)
+    heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
+    assert "forward" in normalise(heard["transcript"])  # the whole utterance, not its second half
+    words = next(e for e in events if e["type"] == "somagent.input_audio_transcription.words")
+    assert words["model"] == WHISPER
+    assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_a_voice_killed_mid_sentence_hands_the_reply_to_the_next_voice(local_server):
+    """espeak-ng first: its process is killed while it speaks; Piper says that sentence again and the rest."""
+    url, router = local_server
+    with _primary(router, Role.SPEECH_SYNTHESIS, ESPEAK):
+        async with RealtimeClient(url) as client:
+            await collect_until(client, lambda e: e["type"] == "session.created")
+            await client.update_session(output_modalities=["audio"], instructions="Answer in three sentences.")
+            await client.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                               "content": [{"type": "input_text", "text": "Tell me about dragons."}]}})
+            await client.send({"type": "response.create"})
+            before = await collect_until(client, lambda e: e["type"] == "response.output_audio.delta", timeout=120)
+            killed = []
+            async with asyncio.timeout(30):
+                while not killed:  # espeak-ng speaks each sentence in a process of its own
+                    for pid in _espeak_children():
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                    await asyncio.sleep(0.005)
+            events = before + await collect_until(client, lambda e: e["type"] == "response.done", timeout=120)
+    done = events[-1]["response"]
+    assert done["status"] == "completed"
+    assert not [e for e in events if e["type"] == "error"]  # no "continues as text only"
+    after_kill = [e for e in events[len(before):] if e["type"] == "response.output_audio.delta"]
+    assert sum(len(decode_audio_delta(e)) for e in after_kill) / 24000 > 1.0  # the reply went on in speech
