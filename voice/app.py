@@ -20,8 +20,9 @@ from router import ModelRouter
 from router.admin.api import build_admin_router
 from router.defaults import build_default_router
 from voice.api_errors import EXCEPTION_HANDLERS, ApiError
-from voice.auth import AuthError, Principal, authenticated
+from voice.auth import AuthError, Principal, requires
 from voice.config import ModelSettings, Settings
+from voice.inspect_api import inspect_routes
 from voice.internal_api import (
     SharedSecret,
     WorkerHeader,
@@ -34,6 +35,7 @@ from voice.internal_api import (
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
 from voice.siblings import Siblings
+from voice.tenants import REALTIME
 from voice.transports.webrtc.registry import close_calls
 from voice.transports.webrtc.routes import webrtc_routes
 from voice.transports.websocket import realtime_websocket
@@ -111,7 +113,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         return Response(await server_metrics(request.app), media_type=CONTENT_TYPE)
 
     @app.post("/v1/realtime/client_secrets")
-    async def client_secrets(request: Request, principal: Annotated[Principal, Depends(authenticated)],
+    async def client_secrets(request: Request, principal: Annotated[Principal, Depends(requires(REALTIME))],
                              body: ClientSecretRequest | None = None) -> JSONResponse:
         server: VoiceServer = request.app.state.server
         if principal.is_client_secret:
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         app.include_router(internal_routes(settings.worker))
         app.add_middleware(WorkerHeader, index=settings.worker.index)
     app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc/)
+    app.include_router(inspect_routes())  # a tenant's stored audio vectors, for `conversation:inspect`
 
     @app.get("/", include_in_schema=False)
     async def index():

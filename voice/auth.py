@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from voice.api_errors import ApiError
 from voice.config import Settings
-from voice.tenants import ANONYMOUS, TenantDirectory
+from voice.tenants import ANONYMOUS, CAPABILITIES, DEFAULT_CAPABILITIES, REALTIME, TenantDirectory
 
 MAX_SECRETS = 10000
 
@@ -25,10 +25,16 @@ class Principal:
     # The tenant whose calls, sessions, quota and overrides these are: a key's configured tenant, a client
     # secret's minting key's (voice/tenants.py)
     tenant: str = ANONYMOUS
+    capabilities: frozenset[str] = DEFAULT_CAPABILITIES  # what it may do (voice/tenants.py)
 
     @property
     def is_client_secret(self) -> bool:
         return self.key_id.startswith("secret:")
+
+    def require(self, capability: str) -> None:
+        """AuthError `missing_capability` unless this caller may do `capability`."""
+        if capability not in self.capabilities:
+            raise AuthError("missing_capability", f"this key lacks the {capability!r} capability")
 
 
 class AuthError(Exception):
@@ -43,6 +49,7 @@ class _Secret:
     expires_at: float
     session: dict[str, Any] | None
     tenant: str
+    capabilities: frozenset[str] = DEFAULT_CAPABILITIES
 
 
 class Authenticator:
@@ -60,20 +67,27 @@ class Authenticator:
         if token:
             tenant = self.tenants.tenant_of_key(token)
             if tenant is not None:
-                return Principal(f"key:{token[-4:]}", tenant=tenant.id)
+                return Principal(f"key:{token[-4:]}", tenant=tenant.id,
+                                 capabilities=self.tenants.capabilities_of_key(token))
             secret = self._secrets.get(token)
             if secret is not None:
                 if secret.expires_at >= self._clock():
-                    return Principal(f"secret:{token[-4:]}", secret.session, tenant=secret.tenant)
+                    return Principal(f"secret:{token[-4:]}", secret.session, tenant=secret.tenant,
+                                     capabilities=secret.capabilities)
                 del self._secrets[token]
                 raise AuthError("client_secret_expired", "the client secret has expired; request a new one")
             if self._settings.requires_key or self.tenants.has_keys:
                 raise AuthError("invalid_api_key", "the API key is not known to this server")
-            return Principal("anonymous")
+            return self._anonymous()
         if self._settings.requires_key:
             mode = self._settings.deployment_mode
             raise AuthError("missing_api_key", f"an API key is required in {mode} mode (Authorization: Bearer <key>)")
-        return Principal("anonymous")
+        return self._anonymous()
+
+    @staticmethod
+    def _anonymous() -> Principal:
+        """Developer-light without a key: the machine's own user, who may do everything."""
+        return Principal("anonymous", capabilities=CAPABILITIES)
 
     def issue_secret(self, owner: Principal, ttl_s: int, session: dict[str, Any] | None) -> tuple[str, int]:
         now = self._clock()
@@ -82,7 +96,8 @@ class Authenticator:
             raise AuthError("too_many_secrets", "too many live client secrets; try again later")
         value = "ek_" + secrets.token_urlsafe(24)
         expires_at = int(now + ttl_s)
-        self._secrets[value] = _Secret(expires_at, session, owner.tenant)
+        # a browser's credential: talk, if its minter may, and nothing else
+        self._secrets[value] = _Secret(expires_at, session, owner.tenant, owner.capabilities & {REALTIME})
         return value, expires_at
 
     def adopt_secret(self, value: str, expires_at: float, session: dict[str, Any] | None, tenant: str) -> None:
@@ -107,3 +122,15 @@ async def authenticated(request: Request) -> Principal:
         return request.app.state.server.auth.check(bearer(request.headers))
     except AuthError as exc:
         raise ApiError(401, exc.code, exc.message) from None
+
+
+def requires(capability: str) -> Callable[[Request], Any]:
+    """FastAPI dependency: the caller, who must hold `capability` (403 `missing_capability` otherwise)."""
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticated(request)
+        try:
+            principal.require(capability)
+        except AuthError as exc:
+            raise ApiError(403, exc.code, exc.message) from None
+        return principal
+    return dependency

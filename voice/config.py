@@ -53,6 +53,10 @@ class Settings:
     max_calls_per_key: int = 4  # concurrent WebRTC calls per tenant, where its entry sets none (0: no limit)
     max_sessions_per_tenant: int = 0  # live sessions of any transport per tenant, where it sets none (0: no limit)
     tenants_file: str = ""  # SOMAGENT_TENANTS_FILE: tenants and their hashed keys (voice/tenants.py)
+    # per-tenant audio vectors (voice/vectors.py): a directory (Qdrant local mode) or a Qdrant URL; "": none kept
+    audio_vectors: str = ""
+    master_key: str = ""  # base64, SOMAGENT_MASTER_KEY or the file SOMAGENT_MASTER_KEY_FILE (voice/keyring.py)
+    keep_transcripts: bool = False  # SOMAGENT_KEEP_TRANSCRIPTS=1: transcripts stored (sealed) with the vectors
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
     worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
@@ -88,6 +92,9 @@ class Settings:
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
             max_sessions_per_tenant=int(env.get("SOMAGENT_MAX_SESSIONS_PER_TENANT", cls.max_sessions_per_tenant)),
             tenants_file=env.get("SOMAGENT_TENANTS_FILE", ""),
+            audio_vectors=env.get("SOMAGENT_AUDIO_VECTORS", "./data/vectors"),
+            master_key=_master_key_text(env),
+            keep_transcripts=env.get("SOMAGENT_KEEP_TRANSCRIPTS", "0") == "1",
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
             worker=worker,
@@ -97,3 +104,16 @@ class Settings:
     @property
     def requires_key(self) -> bool:
         return self.deployment_mode is not DeploymentMode.DEVELOPER_LIGHT
+
+
+def _master_key_text(env: Mapping[str, str]) -> str:
+    if env.get("SOMAGENT_MASTER_KEY"):
+        return env["SOMAGENT_MASTER_KEY"]
+    path = env.get("SOMAGENT_MASTER_KEY_FILE")
+    if path:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read SOMAGENT_MASTER_KEY_FILE {path}: {exc.strerror}") from None
+    return ""

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from router import CallContext, ModelRouter, Role
+from router.modes import DeploymentMode
 from voice.auth import Authenticator, AuthError, Principal
 from voice.capacity import LoadMonitor, Refusal
 from voice.config import Settings
+from voice.keyring import Keyring, KeyringError, master_key_from_env, parse_master_key
 from voice.server_metrics import ServerMetrics
 from voice.session import RealtimeSession
 from voice.session_config import SessionConfig, merge
+from voice.vectors import AudioVault, AudioVectorStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class VoiceServer:
         self.settings = settings
         self.router = router
         self.auth = Authenticator(settings)
+        self.vault: AudioVault | None = None  # per-tenant audio vectors (voice/vectors.py), opened at start
         self.sessions: dict[str, RealtimeSession] = {}
         self.sessions_opened = 0
         self.metrics = ServerMetrics()
@@ -52,6 +58,8 @@ class VoiceServer:
 
     async def start(self) -> None:
         await self.capacity.start()
+        self.vault = await asyncio.to_thread(open_vault, self.settings)
+
 
     def base_config(self) -> SessionConfig:
         """Server defaults: our silence window, and transcription on with the router's recogniser."""
@@ -99,7 +107,7 @@ class VoiceServer:
             raise AuthError("invalid_session", f"invalid session configuration: {exc.errors()[0]['msg']}") from None
         session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.tenant),
                                   max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe,
-                                  limits=self.settings.session_limits)
+                                  limits=self.settings.session_limits, vault=self.vault)
         self.sessions[session.id] = session
         self.sessions_opened += 1
         self.metrics.sessions_opened.labels(transport=transport).inc()
@@ -114,3 +122,30 @@ class VoiceServer:
         for session in list(self.sessions.values()):
             await self.close_session(session)
         await self.capacity.aclose()
+        if self.vault is not None:
+            await self.vault.aclose()
+
+
+def open_vault(settings: Settings) -> AudioVault | None:
+    """The audio vault the settings ask for, or None: none asked, or no master key where one must be given
+    (test and production never make their own; developer-light keeps one beside the vectors)."""
+    if not settings.audio_vectors:
+        return None
+    local = not settings.audio_vectors.startswith(("http://", "https://"))
+    if local and settings.worker is not None:
+        # Qdrant's local mode is one process's directory (it locks it): N workers need a Qdrant server
+        log.warning("audio vectors are not kept: serve --workers needs SOMAGENT_AUDIO_VECTORS to be a Qdrant URL")
+        return None
+    base = Path(settings.audio_vectors).parent if local else Path("data")
+    try:
+        if settings.master_key:
+            key = parse_master_key(settings.master_key)
+        else:
+            light = settings.deployment_mode is DeploymentMode.DEVELOPER_LIGHT
+            key = master_key_from_env({}, base, allow_generate=light)
+        keyring = Keyring(key, base / "keyring.json")
+    except KeyringError as exc:
+        log.warning("audio vectors are not kept: %s", exc)
+        return None
+    store = AudioVectorStore.open(settings.audio_vectors, keyring, keep_transcripts=settings.keep_transcripts)
+    return AudioVault(store)

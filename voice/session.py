@@ -32,7 +32,9 @@ from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.limits import SessionLimits, TokenBucket
 from voice.session_config import SessionConfig, merge
-from voice.turn import TRUNCATE_SLACK_MS, TurnController
+from voice.tenants import ANONYMOUS
+from voice.turn import TRUNCATE_SLACK_MS, TurnController, Utterance
+from voice.vectors import AudioVault, UtteranceRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def item_of(item: ce.MessageItem | ce.FunctionCallItem | ce.FunctionCallOutputIt
 class RealtimeSession:
     def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
                  max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic,
-                 observer: Callable[[ServerEvent], None] | None = None, limits: SessionLimits | None = None) -> None:
+                 observer: Callable[[ServerEvent], None] | None = None, limits: SessionLimits | None = None,
+                 vault: AudioVault | None = None) -> None:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
@@ -74,6 +77,9 @@ class RealtimeSession:
                                     config=lambda: self.config, clock=clock, max_responses=limits.max_responses,
                                     max_buffer_ms=limits.max_buffer_s * 1000.0)
         self._events = TokenBucket(limits.events_per_s, limits.events_burst, clock)
+        self._vault = vault
+        if vault is not None:
+            self.turns.on_utterance = self._keep_utterance
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._denoiser: Denoiser | None = None  # `audio.input.noise_reduction`: before VAD, recognition, features
         self._apply_noise_reduction()
@@ -330,6 +336,14 @@ class RealtimeSession:
                 await self._process(kind, payload, extra)
             finally:
                 self._pending -= 1
+
+    def _keep_utterance(self, u: Utterance) -> None:
+        """A finished utterance's derived data to the tenant's audio vectors (never waits)."""
+        assert self._vault is not None
+        self._vault.submit(UtteranceRecord(
+            tenant=self.ctx.tenant or ANONYMOUS, item_id=u.item_id, conversation_id=self.ctx.conversation_id or "",
+            persona_id=self.ctx.persona, at=self._vault.clock(), vector=u.vector,
+            envelope=[float(v) for v in u.envelope], analytics=u.analytics, transcript=u.transcript))
 
     def _apply_noise_reduction(self) -> None:
         """A denoiser while `noise_reduction` is set; its state carries across updates that keep it on."""

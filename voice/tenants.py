@@ -28,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 ANONYMOUS = "anonymous"  # developer-light, no key: one tenant for the machine's own user
+REALTIME = "realtime"  # talk: sessions, calls, client secrets
+INSPECT = "conversation:inspect"  # read the tenant's stored audio vectors and derived data (voice/inspect_api.py)
+CAPABILITIES = frozenset({REALTIME, INSPECT})
+DEFAULT_CAPABILITIES = frozenset({REALTIME})  # a key that names none; a client secret never has more
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -48,9 +52,11 @@ class TenantDirectory:
     """The configured tenants, and which key hash belongs to which."""
 
     def __init__(self, tenants: Iterable[Tenant] = (), keys: dict[str, str] | None = None, *,
-                 default_max_calls: int = 4, default_max_sessions: int = 0) -> None:
+                 default_max_calls: int = 4, default_max_sessions: int = 0,
+                 capabilities: dict[str, frozenset[str]] | None = None) -> None:
         self.tenants = {t.id: t for t in tenants}
         self._by_hash = dict(keys or {})  # key hash -> tenant id
+        self._caps = dict(capabilities or {})  # key hash -> what the key may do (DEFAULT_CAPABILITIES if absent)
         self.default = Tenant(ANONYMOUS, default_max_calls, default_max_sessions)
         for tenant_id in self._by_hash.values():
             if tenant_id not in self.tenants:
@@ -62,6 +68,7 @@ class TenantDirectory:
         """From SOMAGENT_API_KEYS (a tenant per key) and SOMAGENT_TENANTS_FILE; ValueError says what is wrong."""
         tenants: dict[str, Tenant] = {}
         keys: dict[str, str] = {}
+        caps: dict[str, frozenset[str]] = {}
         for token in plain_keys:
             digest = hash_key(token)
             tenant_id = "key-" + digest[7:19]
@@ -72,13 +79,14 @@ class TenantDirectory:
                 if tenant.id in tenants:
                     raise ValueError(f"{file}: tenant {tenant.id!r} is configured twice")
                 tenants[tenant.id] = tenant
-                for digest in hashes:
+                for digest, granted in hashes:
                     if digest in keys:
                         raise ValueError(f"{file}: a key of tenant {tenant.id!r} already belongs to "
                                          f"{keys[digest]!r}")
                     keys[digest] = tenant.id
+                    caps[digest] = granted
         return cls(tenants.values(), keys, default_max_calls=default_max_calls,
-                   default_max_sessions=default_max_sessions)
+                   default_max_sessions=default_max_sessions, capabilities=caps)
 
     @property
     def has_keys(self) -> bool:
@@ -88,12 +96,16 @@ class TenantDirectory:
         tenant_id = self._by_hash.get(hash_key(token))
         return self.tenants[tenant_id] if tenant_id is not None else None
 
+    def capabilities_of_key(self, token: str) -> frozenset[str]:
+        return self._caps.get(hash_key(token), DEFAULT_CAPABILITIES)
+
     def get(self, tenant_id: str) -> Tenant:
         """The tenant's limits; the defaults for the anonymous tenant (and any id no longer configured)."""
         return self.tenants.get(tenant_id) or Tenant(tenant_id, self.default.max_calls, self.default.max_sessions)
 
 
-def _read_file(path: str, default_max_calls: int, default_max_sessions: int) -> list[tuple[Tenant, list[str]]]:
+def _read_file(path: str, default_max_calls: int,
+               default_max_sessions: int) -> list[tuple[Tenant, list[tuple[str, frozenset[str]]]]]:
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -108,16 +120,26 @@ def _read_file(path: str, default_max_calls: int, default_max_sessions: int) -> 
         where = f"{path}: tenants[{i}]"
         if not isinstance(entry, dict):
             raise ValueError(f"{where} is not an object")
-        unknown = set(entry) - {"id", "keys", "max_calls", "max_sessions"}
+        unknown = set(entry) - {"id", "keys", "max_calls", "max_sessions", "capabilities"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         tenant_id = entry.get("id")
         if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id) or tenant_id == ANONYMOUS:
             raise ValueError(f"{where}: id must be 1-64 letters, digits, '.', '_' or '-' (and not {ANONYMOUS!r})")
-        hashes = entry.get("keys", [])
-        if not isinstance(hashes, list) or not all(isinstance(h, str) and KEY_HASH.fullmatch(h) for h in hashes):
-            raise ValueError(f"{where}: keys must be a list of 'sha256:<64 hex digits>' "
-                             "(somagent-voice hash-key KEY prints one); plain keys are not stored")
+        tenant_caps = _capabilities(entry.get("capabilities", sorted(DEFAULT_CAPABILITIES)), where)
+        keys = entry.get("keys", [])
+        if not isinstance(keys, list):
+            raise ValueError(f"{where}: keys must be a list")
+        hashes = []
+        for k, key in enumerate(keys):
+            digest, granted = (key, tenant_caps) if isinstance(key, str) else (
+                (key.get("hash"), _capabilities(key.get("capabilities", sorted(tenant_caps)), f"{where}.keys[{k}]"))
+                if isinstance(key, dict) and set(key) <= {"hash", "capabilities"} else (None, tenant_caps))
+            if not isinstance(digest, str) or not KEY_HASH.fullmatch(digest):
+                raise ValueError(f"{where}: keys must be 'sha256:<64 hex digits>' or {{\"hash\": ..., "
+                                 "\"capabilities\": [...]}} (somagent-voice hash-key KEY prints one); plain keys "
+                                 "are not stored")
+            hashes.append((digest, granted))
         out.append((Tenant(tenant_id, _limit(entry, "max_calls", default_max_calls, where),
                            _limit(entry, "max_sessions", default_max_sessions, where)), hashes))
     return out
@@ -128,3 +150,13 @@ def _limit(entry: dict[str, Any], name: str, default: int, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{where}: {name} must be a whole number >= 0")
     return value
+
+
+def _capabilities(value: Any, where: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"{where}: capabilities must be a list of names")
+    unknown = set(value) - CAPABILITIES
+    if unknown:
+        raise ValueError(f"{where}: unknown capabilities {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(CAPABILITIES))})")
+    return frozenset(value)

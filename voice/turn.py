@@ -24,6 +24,7 @@ from adapters.aio import TaskSet
 from adapters.asr.base import RecognitionOptions, Transcript
 from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
+from dsp.embedding import UtteranceEmbedding
 from dsp.silero import FrameVad, make_frame_vad
 from router import CallContext, ModelRouter
 from voice import events as ev
@@ -126,6 +127,19 @@ class _Turn:
     wants_asr: bool = True  # False: nothing asked for a transcript, so none was made
     audio_start_ms: int | None = None  # where the item's audio starts in the input buffer (server VAD)
     deltas: StableWords | None = None  # the transcript words sent while the user spoke
+    vector: np.ndarray | None = None  # the utterance's embedding (dsp/embedding.py), for the audio vault
+    envelope: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What a finished user utterance leaves for the audio vault: derived data only, never audio."""
+
+    item_id: str
+    vector: np.ndarray
+    envelope: np.ndarray
+    analytics: dict[str, Any]
+    transcript: str | None
 
 
 class TurnController:
@@ -141,6 +155,8 @@ class TurnController:
         self._vad: FrameVad = make_frame_vad("webrtc")
         self._features = StreamingFeatures()  # O(n_fft) state; per-utterance analytics keep sums only
         self._analytics = UtteranceAnalytics()
+        self._embedding = UtteranceEmbedding()  # fed the same frames: the utterance's vector
+        self.on_utterance: Callable[[Utterance], None] | None = None  # the audio vault's intake, when there is one
         self._endpointer: Endpointer | None = None
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
@@ -236,7 +252,7 @@ class TurnController:
         if ep is None:  # manual turns: everything goes to the recogniser
             if self._item_id is None:
                 self._open_stream()
-            self._analytics.add(self._features.push(frame))  # the same 16 kHz frame, never a second copy
+            self._add_features(self._features.push(frame))  # the same 16 kHz frame, never a second copy
             self._push(frame)
             return
         voiced = self._vad.is_speech(frame)
@@ -253,7 +269,7 @@ class TurnController:
                 self._features.reset()
                 for warm in event.prefix[-1 - FEATURE_WARMUP_FRAMES:-1]:
                     self._features.push(warm)
-            self._analytics.add(self._features.push(frame))
+            self._add_features(self._features.push(frame))
         if isinstance(event, SpeechStarted):
             await self._speech_started(event)
         elif isinstance(event, SpeechStopped):
@@ -268,6 +284,11 @@ class TurnController:
                 self.false_barge_ins -= 1
                 self.barge_ins += 1
                 await self.interrupt(reason="turn_detected")
+
+    def _add_features(self, frames: Any) -> None:
+        self._analytics.add(frames)
+        if self.on_utterance is not None:
+            self._embedding.add(frames)
 
     def _speculation(self, ep: Endpointer, voiced: bool) -> None:
         """After SPECULATE_MS of silence the recogniser may start its final (the endpoint follows unless speech
@@ -394,8 +415,10 @@ class TurnController:
         prev = self._conversation.add(item)
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
+        vector = self._embedding.vector() if self.on_utterance is not None else None
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
-                                     self._wants_asr, self._utterance_start_ms, self._deltas))
+                                     self._wants_asr, self._utterance_start_ms, self._deltas, vector,
+                                     self._embedding.envelope() if vector is not None else None))
         self._utterance_start_ms = None
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
@@ -408,6 +431,7 @@ class TurnController:
         self._buffer_full = False
         self._speculating = False
         self._analytics.reset()
+        self._embedding.reset()
 
     async def _discard_utterance(self) -> None:
         if self._stream is not None:
@@ -465,6 +489,9 @@ class TurnController:
                                 "confidence": None if w.confidence is None else round(w.confidence, 4)}
                                for w in final.words]))
         self._emit(ev.ConversationItemDone(previous_item_id=turn.previous_item_id, item=item.wire()))
+        if self.on_utterance is not None and turn.vector is not None and turn.envelope is not None:
+            self.on_utterance(Utterance(item.id, turn.vector, turn.envelope, metrics.audio or {},
+                                        transcript if failure is None else None))
         if turn.create_response and (transcript or failure):
             await self._wait_idle_response()
             self.start_response(self.default_options(), metrics=metrics)

@@ -433,6 +433,15 @@ class RouterAdmin:
         )
 
     # -- audit ----------------------------------------------------------------------------------
+    async def record(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> AuditEntry:
+        """An audit entry for something that changes no configuration (an inspection of stored data): `detail`
+        holds hashes and derived metrics, never audio or transcript text (the caller's duty)."""
+        entry = self._audit(actor, action, target, None, detail)
+        store = self._open_store()
+        if store is not None:
+            return replace(entry, id=await asyncio.to_thread(store.append_audit, entry))
+        return self._memory_audit.append(entry)
+
     async def audit_since(self, since: float, limit: int = 1000) -> list[AuditEntry]:
         store = self._open_store()
         if store is not None:

@@ -229,6 +229,11 @@ class RouterStore:
         )
         return int(result.inserted_primary_key[0])
 
+    def append_audit(self, entry: AuditEntry) -> int:
+        """An audit entry of its own (a read that changes nothing: an inspection), committed at once."""
+        with self.engine.begin() as conn:
+            return self._audit(conn, entry)
+
     def _bump_version(self, conn: Connection, ts: float, actor: str) -> int:
         current = conn.execute(sa.select(settings_t.c.value).where(settings_t.c.key == "config_version")).scalar()
         version = int(current or 0) + 1

@@ -52,7 +52,8 @@ def churn_server(**env: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="somagent-churn-")
     full = {**os.environ, "SOMAGENT_STACK": "light", "SOMAGENT_WARMUP": "0",
-            "SOMAGENT_DATABASE_URL": f"sqlite:///{tmp}/router.db", "SOMAGENT_MAX_SESSIONS": "200", **env}
+            "SOMAGENT_DATABASE_URL": f"sqlite:///{tmp}/router.db", "SOMAGENT_MAX_SESSIONS": "200",
+            "SOMAGENT_AUDIO_VECTORS": f"{tmp}/vectors", **env}
     proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(port), "--log-level", "warning"],
                             cwd=ROOT, env=full)
     url = f"http://127.0.0.1:{port}"

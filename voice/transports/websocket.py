@@ -18,6 +18,7 @@ from voice.auth import AuthError, bearer
 from voice.internal_api import forward_sideband
 from voice.server import ServerBusy, TenantLimit, VoiceServer
 from voice.siblings import call_owner
+from voice.tenants import REALTIME
 from voice.transports.refusal import POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
 from voice.transports.webrtc.sideband import serve_sideband
 
@@ -31,6 +32,7 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
     token = bearer(ws.headers, offered)
     try:
         principal = server.auth.check(token)
+        principal.require(REALTIME)
     except AuthError as exc:
         await refuse(ws, exc.code, exc.message, POLICY_VIOLATION)
         return

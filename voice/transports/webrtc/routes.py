@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from voice.auth import Principal, authenticated
+from voice.auth import Principal, requires
 from voice.config import Settings
 from voice.internal_api import forward
 from voice.siblings import call_owner
+from voice.tenants import REALTIME
 from voice.transports.webrtc.call import EVENTS_CHANNEL
 from voice.transports.webrtc.ice import parse_ice_servers
 from voice.transports.webrtc.offer import Offer, read_offer
@@ -23,12 +24,13 @@ from voice.transports.webrtc.registry import CallRegistry, registry_for
 def webrtc_routes(settings: Settings | None = None) -> APIRouter:
     """The call endpoints; raises ValueError at start-up when SOMAGENT_ICE_SERVERS is malformed."""
     ice_servers = parse_ice_servers((settings or Settings()).ice_servers)
-    api = APIRouter(dependencies=[Depends(authenticated)])
+    talker = requires(REALTIME)  # one dependency, so FastAPI runs the check once per request
+    api = APIRouter(dependencies=[Depends(talker)])
 
     async def _registry(request: Request) -> CallRegistry:
         return registry_for(request.app, ice_servers)
 
-    Caller = Annotated[Principal, Depends(authenticated)]  # the router's own check, cached: it runs once
+    Caller = Annotated[Principal, Depends(talker)]  # the router's own check, cached: it runs once
     Calls = Annotated[CallRegistry, Depends(_registry)]
 
     @api.post("/v1/realtime/calls", status_code=201)
