@@ -60,7 +60,7 @@ class Authenticator:
         self._secrets: dict[str, _Secret] = {}
         self.tenants = tenants or TenantDirectory.build(
             settings.api_keys, settings.tenants_file, default_max_calls=settings.max_calls_per_key,
-            default_max_sessions=settings.max_sessions_per_tenant)
+            default_max_sessions=settings.max_sessions_per_tenant, default_retention_days=settings.retention_days)
 
     def check(self, token: str | None) -> Principal:
         """Who is calling; raise AuthError when the mode demands a key and this one is missing or unknown."""

@@ -1,9 +1,10 @@
-"""`somagent-voice serve` and `somagent-voice replay`."""
+"""`somagent-voice serve`, `replay`, `hash-key` and `rotate-master-key`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -132,7 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
     hk = sub.add_parser("hash-key", help="print an API key's stored form for SOMAGENT_TENANTS_FILE "
                         "(the key is read from standard input, so it stays out of the shell history)")
     hk.set_defaults(func=_hash_key)
+    rot = sub.add_parser("rotate-master-key", help="re-wrap every tenant's data key under a new master key, read "
+                         "from standard input (base64, 32 bytes); the current one comes from SOMAGENT_MASTER_KEY, "
+                         "SOMAGENT_MASTER_KEY_FILE or data/master.key")
+    rot.set_defaults(func=_rotate_master_key)
     return parser
+
+
+def _rotate_master_key(args: argparse.Namespace) -> int:
+    from voice.keyring import Keyring, KeyringError, master_key_from_env, parse_master_key
+
+    settings = Settings.from_env()
+    base = Path(settings.audio_vectors).parent if not settings.audio_vectors.startswith("http") else Path("data")
+    try:
+        new = parse_master_key(sys.stdin.readline())
+        current = parse_master_key(settings.master_key) if settings.master_key else \
+            master_key_from_env({}, base, allow_generate=False)
+        Keyring(current, base / "keyring.json").rotate_master(new)
+    except KeyringError as exc:
+        print(f"somagent-voice rotate-master-key: {exc}", file=sys.stderr)
+        return 2
+    generated = base / "master.key"
+    if not settings.master_key and generated.exists():  # developer-light's own key file follows
+        generated.write_text(base64.b64encode(new).decode())
+    print("re-wrapped every data key; start the server with the new master key")
+    return 0
 
 
 def _hash_key(args: argparse.Namespace) -> int:

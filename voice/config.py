@@ -57,6 +57,7 @@ class Settings:
     audio_vectors: str = ""
     master_key: str = ""  # base64, SOMAGENT_MASTER_KEY or the file SOMAGENT_MASTER_KEY_FILE (voice/keyring.py)
     keep_transcripts: bool = False  # SOMAGENT_KEEP_TRANSCRIPTS=1: transcripts stored (sealed) with the vectors
+    retention_days: float = 30.0  # SOMAGENT_RETENTION_DAYS: audio vectors purged after, where a tenant sets none
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
     worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
@@ -95,6 +96,7 @@ class Settings:
             audio_vectors=env.get("SOMAGENT_AUDIO_VECTORS", "./data/vectors"),
             master_key=_master_key_text(env),
             keep_transcripts=env.get("SOMAGENT_KEEP_TRANSCRIPTS", "0") == "1",
+            retention_days=float(env.get("SOMAGENT_RETENTION_DAYS", cls.retention_days)),
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
             worker=worker,

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from adapters.aio import cancel_and_wait
 from router import CallContext, ModelRouter, Role
 from router.modes import DeploymentMode
 from voice.auth import Authenticator, AuthError, Principal
@@ -18,9 +19,11 @@ from voice.keyring import Keyring, KeyringError, master_key_from_env, parse_mast
 from voice.server_metrics import ServerMetrics
 from voice.session import RealtimeSession
 from voice.session_config import SessionConfig, merge
+from voice.tenants import ANONYMOUS
 from voice.vectors import AudioVault, AudioVectorStore
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY_S = 3600.0
 
 
 class ServerBusy(Exception):
@@ -48,6 +51,7 @@ class VoiceServer:
         self.router = router
         self.auth = Authenticator(settings)
         self.vault: AudioVault | None = None  # per-tenant audio vectors (voice/vectors.py), opened at start
+        self._retention: asyncio.Task | None = None
         self.sessions: dict[str, RealtimeSession] = {}
         self.sessions_opened = 0
         self.metrics = ServerMetrics()
@@ -59,6 +63,31 @@ class VoiceServer:
     async def start(self) -> None:
         await self.capacity.start()
         self.vault = await asyncio.to_thread(open_vault, self.settings)
+        if self.vault is not None:
+            self._retention = asyncio.get_running_loop().create_task(self._retention_loop(), name="vector-retention")
+
+    async def purge_expired(self, now: float | None = None) -> dict[str, int]:
+        """Each tenant's audio vectors past its retention, deleted; how many went per tenant."""
+        if self.vault is None:
+            return {}
+        now = self.vault.clock() if now is None else now
+        gone = {}
+        tenants = self.auth.tenants
+        for tenant_id in {*tenants.tenants, ANONYMOUS}:
+            days = tenants.get(tenant_id).retention_days
+            if days > 0:
+                gone[tenant_id] = await self.vault.call(self.vault.store.purge, tenant_id, now - days * 86400.0)
+        return gone
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                purged = await self.purge_expired()
+                if any(purged.values()):
+                    log.info("retention: purged %s", {t: n for t, n in purged.items() if n})
+            except Exception:
+                log.exception("the retention purge failed; trying again in an hour")
+            await asyncio.sleep(RETENTION_EVERY_S)
 
 
     def base_config(self) -> SessionConfig:
@@ -122,6 +151,7 @@ class VoiceServer:
         for session in list(self.sessions.values()):
             await self.close_session(session)
         await self.capacity.aclose()
+        await cancel_and_wait(self._retention)
         if self.vault is not None:
             await self.vault.aclose()
 

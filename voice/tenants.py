@@ -14,7 +14,9 @@ What belongs to a tenant: its keys, the client secrets they mint (a browser's se
 its calls and their sidebands (another tenant's are "not found"), its router overrides, persona ones included
 (router/overrides.py), and its limits: live WebRTC calls (`max_calls`, default SOMAGENT_MAX_CALLS_PER_KEY) and
 live sessions of any transport (`max_sessions`, default SOMAGENT_MAX_SESSIONS_PER_TENANT; 0: only the server's
-own capacity bounds them).
+own capacity bounds them); what its keys may do (`capabilities`, per tenant or per key: `realtime`, to talk, and
+`conversation:inspect`, to read its stored audio vectors; `realtime` alone by default); how long its audio vectors
+are kept (`retention_days`, default SOMAGENT_RETENTION_DAYS, 30; 0: kept).
 """
 
 from __future__ import annotations
@@ -46,25 +48,26 @@ class Tenant:
     id: str
     max_calls: int
     max_sessions: int = 0  # 0: no limit of its own
+    retention_days: float = 30.0  # its stored audio vectors and derived data are purged after this (0: kept)
 
 
 class TenantDirectory:
     """The configured tenants, and which key hash belongs to which."""
 
     def __init__(self, tenants: Iterable[Tenant] = (), keys: dict[str, str] | None = None, *,
-                 default_max_calls: int = 4, default_max_sessions: int = 0,
+                 default_max_calls: int = 4, default_max_sessions: int = 0, default_retention_days: float = 30.0,
                  capabilities: dict[str, frozenset[str]] | None = None) -> None:
         self.tenants = {t.id: t for t in tenants}
         self._by_hash = dict(keys or {})  # key hash -> tenant id
         self._caps = dict(capabilities or {})  # key hash -> what the key may do (DEFAULT_CAPABILITIES if absent)
-        self.default = Tenant(ANONYMOUS, default_max_calls, default_max_sessions)
+        self.default = Tenant(ANONYMOUS, default_max_calls, default_max_sessions, default_retention_days)
         for tenant_id in self._by_hash.values():
             if tenant_id not in self.tenants:
                 raise ValueError(f"key of unknown tenant {tenant_id!r}")
 
     @classmethod
     def build(cls, plain_keys: Iterable[str] = (), file: str = "", *, default_max_calls: int = 4,
-              default_max_sessions: int = 0) -> TenantDirectory:
+              default_max_sessions: int = 0, default_retention_days: float = 30.0) -> TenantDirectory:
         """From SOMAGENT_API_KEYS (a tenant per key) and SOMAGENT_TENANTS_FILE; ValueError says what is wrong."""
         tenants: dict[str, Tenant] = {}
         keys: dict[str, str] = {}
@@ -72,10 +75,10 @@ class TenantDirectory:
         for token in plain_keys:
             digest = hash_key(token)
             tenant_id = "key-" + digest[7:19]
-            tenants[tenant_id] = Tenant(tenant_id, default_max_calls, default_max_sessions)
+            tenants[tenant_id] = Tenant(tenant_id, default_max_calls, default_max_sessions, default_retention_days)
             keys[digest] = tenant_id
         if file:
-            for tenant, hashes in _read_file(file, default_max_calls, default_max_sessions):
+            for tenant, hashes in _read_file(file, default_max_calls, default_max_sessions, default_retention_days):
                 if tenant.id in tenants:
                     raise ValueError(f"{file}: tenant {tenant.id!r} is configured twice")
                 tenants[tenant.id] = tenant
@@ -86,7 +89,8 @@ class TenantDirectory:
                     keys[digest] = tenant.id
                     caps[digest] = granted
         return cls(tenants.values(), keys, default_max_calls=default_max_calls,
-                   default_max_sessions=default_max_sessions, capabilities=caps)
+                   default_max_sessions=default_max_sessions, default_retention_days=default_retention_days,
+                   capabilities=caps)
 
     @property
     def has_keys(self) -> bool:
@@ -101,11 +105,12 @@ class TenantDirectory:
 
     def get(self, tenant_id: str) -> Tenant:
         """The tenant's limits; the defaults for the anonymous tenant (and any id no longer configured)."""
-        return self.tenants.get(tenant_id) or Tenant(tenant_id, self.default.max_calls, self.default.max_sessions)
+        return self.tenants.get(tenant_id) or Tenant(tenant_id, self.default.max_calls, self.default.max_sessions,
+                                                     self.default.retention_days)
 
 
-def _read_file(path: str, default_max_calls: int,
-               default_max_sessions: int) -> list[tuple[Tenant, list[tuple[str, frozenset[str]]]]]:
+def _read_file(path: str, default_max_calls: int, default_max_sessions: int,
+               default_retention_days: float) -> list[tuple[Tenant, list[tuple[str, frozenset[str]]]]]:
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -120,7 +125,7 @@ def _read_file(path: str, default_max_calls: int,
         where = f"{path}: tenants[{i}]"
         if not isinstance(entry, dict):
             raise ValueError(f"{where} is not an object")
-        unknown = set(entry) - {"id", "keys", "max_calls", "max_sessions", "capabilities"}
+        unknown = set(entry) - {"id", "keys", "max_calls", "max_sessions", "capabilities", "retention_days"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         tenant_id = entry.get("id")
@@ -140,8 +145,11 @@ def _read_file(path: str, default_max_calls: int,
                                  "\"capabilities\": [...]}} (somagent-voice hash-key KEY prints one); plain keys "
                                  "are not stored")
             hashes.append((digest, granted))
+        retention = entry.get("retention_days", default_retention_days)
+        if not isinstance(retention, (int, float)) or isinstance(retention, bool) or retention < 0:
+            raise ValueError(f"{where}: retention_days must be a number >= 0")
         out.append((Tenant(tenant_id, _limit(entry, "max_calls", default_max_calls, where),
-                           _limit(entry, "max_sessions", default_max_sessions, where)), hashes))
+                           _limit(entry, "max_sessions", default_max_sessions, where), float(retention)), hashes))
     return out
 
 

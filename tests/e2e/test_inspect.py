@@ -144,3 +144,14 @@ async def test_nothing_on_disk_holds_audio_or_transcript_text(server):
         assert loud not in blob  # no raw audio
         for word in (b"forward", b"meters", b"normal", b"envelope", b"label"):
             assert word not in blob  # no transcript, and the derived data sealed
+
+
+async def test_retention_purges_what_is_older_than_the_tenants_days(server):
+    url, app, _ = server
+    item, _ = await _say(url, INSPECTOR, SPEECH / "goforward.wav")
+    srv = app.state.server
+    await srv.vault.drain()
+    now = srv.vault.clock()
+    assert (await srv.purge_expired(now))["acme"] == 0  # spoken just now: kept
+    assert (await srv.purge_expired(now + 31 * 86400))["acme"] == 1  # past the default 30 days: gone
+    assert await srv.vault.call(srv.vault.store.get, "acme", item) is None

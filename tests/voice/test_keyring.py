@@ -59,3 +59,22 @@ def test_the_master_key_comes_from_the_environment_a_file_or_is_made_in_develope
     assert oct((tmp_path / "dev" / "master.key").stat().st_mode & 0o777) == "0o600"
     with pytest.raises(KeyringError, match="32 bytes"):
         parse_master_key("c2hvcnQ=")
+
+
+def test_the_cli_rotates_the_master_key_and_the_data_still_opens(tmp_path, monkeypatch, capsys):
+    import base64
+    import io
+
+    from voice.cli import main
+
+    old, new = os.urandom(32), os.urandom(32)
+    ring = Keyring(old, tmp_path / "keyring.json")
+    token = ring.seal("acme", b"derived data", aad="item_1")
+    monkeypatch.setenv("SOMAGENT_AUDIO_VECTORS", str(tmp_path / "vectors"))
+    monkeypatch.setenv("SOMAGENT_MASTER_KEY", base64.b64encode(old).decode())
+    monkeypatch.setattr("sys.stdin", io.StringIO(base64.b64encode(new).decode() + "\n"))
+    assert main(["rotate-master-key"]) == 0
+    assert Keyring(new, tmp_path / "keyring.json").open("acme", token, aad="item_1") == b"derived data"
+    monkeypatch.setattr("sys.stdin", io.StringIO("not a key\n"))
+    assert main(["rotate-master-key"]) == 2  # refused, and nothing changed
+    assert "32 bytes" in capsys.readouterr().err
