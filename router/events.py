@@ -47,6 +47,7 @@ class Topic:
     CONVERSATION = "conversation.events"
     FLAGS_CHANGED = "router.flags.changed"
     HEALTH_CHANGED = "model.health.changed"
+    POLICY_ESCALATION = "policy.escalation"  # a session's energy analytics met a policy rule (voice/policy.py)
 
 
 class LazyPayload(Mapping[str, Any]):

@@ -20,6 +20,7 @@ from router.modes import DeploymentMode
 from router.settings import RouterSettings
 from voice.capacity import CapacityLimits
 from voice.limits import SessionLimits
+from voice.policy import Rule, rules_from_env
 from voice.siblings import WorkerIdentity
 
 
@@ -58,6 +59,7 @@ class Settings:
     master_key: str = ""  # base64, SOMAGENT_MASTER_KEY or the file SOMAGENT_MASTER_KEY_FILE (voice/keyring.py)
     keep_transcripts: bool = False  # SOMAGENT_KEEP_TRANSCRIPTS=1: transcripts stored (sealed) with the vectors
     retention_days: float = 30.0  # SOMAGENT_RETENTION_DAYS: audio vectors purged after, where a tenant sets none
+    policy_rules: tuple[Rule, ...] = ()  # SOMAGENT_POLICY_RULES / _FILE: energy analytics to policy (voice/policy.py)
     ice_servers: str = ""  # STUN/TURN for WebRTC: a JSON list or comma-separated URLs; empty: host candidates only
     models: ModelSettings | None = None
     worker: WorkerIdentity | None = None  # one of `serve --workers N` (voice/workers.py), else None
@@ -97,6 +99,7 @@ class Settings:
             master_key=_master_key_text(env),
             keep_transcripts=env.get("SOMAGENT_KEEP_TRANSCRIPTS", "0") == "1",
             retention_days=float(env.get("SOMAGENT_RETENTION_DAYS", cls.retention_days)),
+            policy_rules=rules_from_env(env),
             ice_servers=env.get("SOMAGENT_ICE_SERVERS", ""),
             models=models,
             worker=worker,

@@ -371,6 +371,13 @@ class EchoSuppressed(_Flat):
 
 
 @dataclass(slots=True, kw_only=True)
+class PolicyEscalation(_Flat):
+    """A policy rule met by the user's last turns (voice/policy.py); `values`: rule, turns, persona, the analytics."""
+
+    type: ClassVar[str] = "somagent.policy.escalation"
+
+
+@dataclass(slots=True, kw_only=True)
 class AudioFeatures(_Flat):
     """The committed utterance's analytics (`values`: the summary's fields)."""
 

@@ -136,7 +136,8 @@ class VoiceServer:
             raise AuthError("invalid_session", f"invalid session configuration: {exc.errors()[0]['msg']}") from None
         session = RealtimeSession(router=self.router, config=config, ctx=CallContext(tenant=principal.tenant),
                                   max_event_bytes=self.settings.max_event_bytes, observer=self.metrics.observe,
-                                  limits=self.settings.session_limits, vault=self.vault)
+                                  limits=self.settings.session_limits, vault=self.vault,
+                                  policy=self.settings.policy_rules)
         self.sessions[session.id] = session
         self.sessions_opened += 1
         self.metrics.sessions_opened.labels(transport=transport).inc()

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from adapters.aio import TaskSet
 from dsp import PolyphaseResampler
 from dsp.denoise import Denoiser
-from router import CallContext, ModelRouter
+from router import CallContext, ModelRouter, Topic
 from voice import client_events as ce
 from voice import events as ev
 from voice.client_events import ClientError
@@ -31,6 +31,7 @@ from voice.conversation import Conversation, Item
 from voice.events import ServerEvent
 from voice.ids import new_id
 from voice.limits import SessionLimits, TokenBucket
+from voice.policy import PolicyEngine, Rule
 from voice.session_config import SessionConfig, merge
 from voice.tenants import ANONYMOUS
 from voice.turn import TRUNCATE_SLACK_MS, TurnController, Utterance
@@ -60,7 +61,7 @@ class RealtimeSession:
     def __init__(self, *, router: ModelRouter, config: SessionConfig | None = None, ctx: CallContext | None = None,
                  max_event_bytes: int = 4 * 1024 * 1024, clock: Callable[[], float] = time.monotonic,
                  observer: Callable[[ServerEvent], None] | None = None, limits: SessionLimits | None = None,
-                 vault: AudioVault | None = None) -> None:
+                 vault: AudioVault | None = None, policy: tuple[Rule, ...] = ()) -> None:
         self.id = new_id("sess")
         self.config = (config or SessionConfig()).model_copy(update={"id": self.id})
         self.ctx = ctx or CallContext()
@@ -80,6 +81,10 @@ class RealtimeSession:
         self._vault = vault
         if vault is not None:
             self.turns.on_utterance = self._keep_utterance
+        self._policy = PolicyEngine(policy) if policy else None
+        if self._policy is not None:
+            self.turns.on_analytics = self._apply_policy
+        self._router = router
         self._decoder = InputDecoder(self.config.audio.input.format)
         self._denoiser: Denoiser | None = None  # `audio.input.noise_reduction`: before VAD, recognition, features
         self._apply_noise_reduction()
@@ -336,6 +341,20 @@ class RealtimeSession:
                 await self._process(kind, payload, extra)
             finally:
                 self._pending -= 1
+
+    def _apply_policy(self, item_id: str, analytics: dict[str, Any]) -> None:
+        """The policy rules over this utterance's analytics: an escalation is announced to the client (a
+        `somagent` event) and on the router's bus, and a rule's persona becomes the session's."""
+        assert self._policy is not None
+        for esc in self._policy.observe(item_id, analytics):
+            payload = {**esc.payload(), "session_id": self.id, "conversation_id": self.ctx.conversation_id,
+                       "tenant": self.ctx.tenant, "previous_persona": self.ctx.persona}
+            log.info("session %s: policy %s escalated after %d turns", self.id, esc.rule, esc.turns)
+            self.emit(ev.PolicyEscalation(values=payload))
+            self._router.bus.publish(Topic.POLICY_ESCALATION, payload)
+            if esc.persona is not None and esc.persona != self.ctx.persona:
+                self.ctx = replace(self.ctx, persona=esc.persona)
+                self.turns.ctx = self.ctx  # the router applies the persona's overrides from the next call on
 
     def _keep_utterance(self, u: Utterance) -> None:
         """A finished utterance's derived data to the tenant's audio vectors (never waits)."""

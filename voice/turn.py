@@ -157,6 +157,7 @@ class TurnController:
         self._analytics = UtteranceAnalytics()
         self._embedding = UtteranceEmbedding()  # fed the same frames: the utterance's vector
         self.on_utterance: Callable[[Utterance], None] | None = None  # the audio vault's intake, when there is one
+        self.on_analytics: Callable[[str, dict[str, Any]], None] | None = None  # each committed utterance's (policy)
         self._endpointer: Endpointer | None = None
         self._carry = np.zeros(0, dtype=np.int16)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=1000)  # (frame end ms, arrival time)
@@ -412,6 +413,8 @@ class TurnController:
         metrics.item_id = item.id
         metrics.audio = self._analytics.summary().to_dict()
         self._emit(ev.AudioFeatures(item_id=item.id, values=metrics.audio))
+        if self.on_analytics is not None:
+            self.on_analytics(item.id, metrics.audio)
         prev = self._conversation.add(item)
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))

@@ -331,8 +331,8 @@ class VoiceKit:
 @asynccontextmanager
 async def voice_session(*, transcripts: Iterable[str] = (), replies: Iterable[str] = (),
                         session: dict[str, Any] | None = None, settings: Settings | None = None,
-                        clock: ManualClock | None = None, limits: SessionLimits | None = None
-                        ) -> AsyncIterator[VoiceKit]:
+                        clock: ManualClock | None = None, limits: SessionLimits | None = None,
+                        policy: tuple = ()) -> AsyncIterator[VoiceKit]:
     """A started session over the fakes, configured as the server configures one (`VoiceServer.session_config`:
     its silence window, transcription on with the router's recogniser) with `session` merged over it."""
     clock = clock or ManualClock(1_000.0)
@@ -340,7 +340,7 @@ async def voice_session(*, transcripts: Iterable[str] = (), replies: Iterable[st
     router = kit_router(asr, llm, tts, clock)
     await router.start(warm_speech=False)
     config = VoiceServer(settings or Settings(warmup=False), router).session_config(session)
-    realtime = RealtimeSession(router=router, config=config, clock=clock, limits=limits)
+    realtime = RealtimeSession(router=router, config=config, clock=clock, limits=limits, policy=policy)
     await realtime.start()
     kit = VoiceKit(realtime, router, asr=asr, llm=llm, tts=tts, clock=clock)
     try:

@@ -487,3 +487,26 @@ async def test_an_utterance_that_never_pauses_ends_at_the_buffer_limit():
     commits = [e for e in events if e["type"] == "input_audio_buffer.committed"]
     assert len(stops) >= 2 and len(commits) >= 2  # cut at the limit, and the next utterance begins
     assert all(s.samples <= 16000 * 1.1 for s in kit.asr.streams)
+
+
+async def test_a_policy_rule_met_for_its_turns_escalates_and_switches_the_persona():
+    from router import Topic
+    from voice.policy import parse_rules
+
+    rules = parse_rules([{"name": "long-talker", "metric": "duration_s", "above": 0.5, "turns": 2,
+                          "persona": "calm-support"}])
+    async with voice_session(session={"somagent": {"events": True}}, transcripts=["one", "two"],
+                             replies=["A.", "B."], policy=rules) as kit:
+        bus = kit.router.bus.subscribe({Topic.POLICY_ESCALATION})
+        await kit.next()
+        await kit.speak()
+        first = await kit.until("response.done")
+        assert not [e for e in first if e["type"] == "somagent.policy.escalation"]  # one turn: not yet
+        await kit.speak()
+        second = await kit.until("response.done")
+        (esc,) = [e for e in second if e["type"] == "somagent.policy.escalation"]
+        assert (esc["rule"], esc["turns"], esc["persona"], esc["previous_persona"]) == (
+            "long-talker", 2, "calm-support", None)
+        assert kit.session.ctx.persona == "calm-support" and kit.session.turns.ctx.persona == "calm-support"
+        published = await bus.get(timeout=5)
+        assert published.payload["rule"] == "long-talker" and published.payload["session_id"] == kit.session.id
