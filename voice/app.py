@@ -32,6 +32,7 @@ from voice.internal_api import (
     server_metrics,
     share_secret,
 )
+from voice.keys_api import keys_routes
 from voice.server import VoiceServer
 from voice.server_metrics import CONTENT_TYPE
 from voice.siblings import Siblings
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         app.add_middleware(WorkerHeader, index=settings.worker.index)
     app.include_router(webrtc_routes(settings))  # POST /v1/realtime/calls and friends (voice/transports/webrtc/)
     app.include_router(inspect_routes())  # a tenant's stored audio vectors, for `conversation:inspect`
+    app.include_router(keys_routes())  # operators make, list, rotate and revoke API keys
 
     @app.get("/", include_in_schema=False)
     async def index():

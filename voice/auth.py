@@ -7,12 +7,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 
 from voice.api_errors import ApiError
 from voice.config import Settings
+from voice.keystore import KeyStore
 from voice.tenants import ANONYMOUS, CAPABILITIES, DEFAULT_CAPABILITIES, REALTIME, TenantDirectory
 
 MAX_SECRETS = 10000
@@ -58,6 +60,7 @@ class Authenticator:
         self._settings = settings
         self._clock = clock
         self._secrets: dict[str, _Secret] = {}
+        self.keys = KeyStore(Path(settings.keys_file) if settings.keys_file else None, clock)
         self.tenants = tenants or TenantDirectory.build(
             settings.api_keys, settings.tenants_file, default_max_calls=settings.max_calls_per_key,
             default_max_sessions=settings.max_sessions_per_tenant, default_retention_days=settings.retention_days)
@@ -69,6 +72,10 @@ class Authenticator:
             if tenant is not None:
                 return Principal(f"key:{token[-4:]}", tenant=tenant.id,
                                  capabilities=self.tenants.capabilities_of_key(token))
+            managed = self.keys.lookup(token)
+            if managed is not None:
+                return Principal(f"key:{managed.last4}", tenant=managed.tenant,
+                                 capabilities=frozenset(managed.capabilities))
             secret = self._secrets.get(token)
             if secret is not None:
                 if secret.expires_at >= self._clock():
@@ -76,7 +83,7 @@ class Authenticator:
                                      capabilities=secret.capabilities)
                 del self._secrets[token]
                 raise AuthError("client_secret_expired", "the client secret has expired; request a new one")
-            if self._settings.requires_key or self.tenants.has_keys:
+            if self._settings.requires_key or self.tenants.has_keys or self.keys.list():
                 raise AuthError("invalid_api_key", "the API key is not known to this server")
             return self._anonymous()
         if self._settings.requires_key:

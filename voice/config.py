@@ -54,6 +54,7 @@ class Settings:
     max_calls_per_key: int = 4  # concurrent WebRTC calls per tenant, where its entry sets none (0: no limit)
     max_sessions_per_tenant: int = 0  # live sessions of any transport per tenant, where it sets none (0: no limit)
     tenants_file: str = ""  # SOMAGENT_TENANTS_FILE: tenants and their hashed keys (voice/tenants.py)
+    keys_file: str = ""  # SOMAGENT_KEYS_FILE: keys made through /v1/admin/keys (voice/keystore.py); "": none kept
     # per-tenant audio vectors (voice/vectors.py): a directory (Qdrant local mode) or a Qdrant URL; "": none kept
     audio_vectors: str = ""
     master_key: str = ""  # base64, SOMAGENT_MASTER_KEY or the file SOMAGENT_MASTER_KEY_FILE (voice/keyring.py)
@@ -95,6 +96,7 @@ class Settings:
             max_calls_per_key=int(env.get("SOMAGENT_MAX_CALLS_PER_KEY", cls.max_calls_per_key)),
             max_sessions_per_tenant=int(env.get("SOMAGENT_MAX_SESSIONS_PER_TENANT", cls.max_sessions_per_tenant)),
             tenants_file=env.get("SOMAGENT_TENANTS_FILE", ""),
+            keys_file=env.get("SOMAGENT_KEYS_FILE", "./data/keys.json"),
             audio_vectors=env.get("SOMAGENT_AUDIO_VECTORS", "./data/vectors"),
             master_key=_master_key_text(env),
             keep_transcripts=env.get("SOMAGENT_KEEP_TRANSCRIPTS", "0") == "1",
