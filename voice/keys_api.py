@@ -33,6 +33,9 @@ async def admin_actor(request: Request) -> str:
     name = keys.verify(key)
     if name is None:
         raise ApiError(403, "invalid_admin_key", "the admin key is not known to this server")
+    if request.method == "GET":  # reads are audited, as the router's admin reads are
+        await request.app.state.server.router.admin.record(name, "admin.read", request.url.path,
+                                                          {"tenant": request.query_params.get("tenant")})
     return name
 
 

@@ -7,6 +7,7 @@ raise `AdminError` and one handler (`_AdminRoute`) writes the error JSON.
 """
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -175,7 +176,11 @@ def build_admin_router(service: AdminService) -> APIRouter:
         if name is None:
             raise AdminError(403, "invalid admin key")
         person = request.headers.get("x-actor", "").strip()[:100]
-        return f"{name}:{person}" if person else name
+        actor = f"{name}:{person}" if person else name
+        if request.method == "GET":  # reads are audited too: who looked at what (the query hashed, not kept)
+            query = hashlib.sha256(str(request.url.query).encode()).hexdigest()
+            await service.admin.record(actor, "admin.read", request.url.path, {"query_sha256": query})
+        return actor
 
     Actor = Annotated[str, Depends(admin_actor)]
     api = APIRouter(tags=["router-admin"], route_class=_AdminRoute)

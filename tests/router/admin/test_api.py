@@ -99,7 +99,7 @@ async def test_profiles_get_and_put(client: httpx.AsyncClient, service: ModelRou
     assert r.json()["deadlines"]["first_output_s"] == 1.5
     got = (await client.get("/v1/router/profiles/dialogue", headers=AUTH)).json()
     assert (got["primary"], got["fallbacks"], got["temperature"]) == ("cheap", ["dear"], 0.4)
-    audit = (await client.get("/v1/audit", headers=AUTH)).json()["entries"]
+    audit = [a for a in (await client.get("/v1/audit", headers=AUTH)).json()["entries"] if a["action"] != "admin.read"]
     assert audit[-1]["actor"] == "bootstrap:alice" and audit[-1]["before"]["primary"] == "dear"
 
 
@@ -119,7 +119,8 @@ async def test_invalid_profiles_are_rejected_and_change_nothing(
     r = await client.put("/v1/router/profiles/dialogue", headers=AUTH, json=body)
     assert r.status_code == status and reason in str(r.json()["detail"])
     assert service.state.profile(Role.DIALOGUE).primary == "dear"
-    assert (await client.get("/v1/audit", headers=AUTH)).json()["entries"] == []
+    entries = (await client.get("/v1/audit", headers=AUTH)).json()["entries"]
+    assert [a["action"] for a in entries] == ["admin.read"]  # only this read itself: the refusals changed nothing
 
 
 async def test_bulk_profiles_are_all_or_nothing(client: httpx.AsyncClient, service: ModelRouter) -> None:
@@ -162,7 +163,10 @@ async def test_overrides_lifecycle_with_events(client: httpx.AsyncClient, servic
         ("override", True),
     ]
     audit = (await client.get("/v1/audit", headers=AUTH)).json()["entries"]
-    assert [a["action"] for a in audit] == ["override.put", "override.delete"]
+    assert [a["action"] for a in audit if a["action"] != "admin.read"] == ["override.put", "override.delete"]
+    reads = [a for a in audit if a["action"] == "admin.read"]
+    assert {a["target"] for a in reads} >= {"/v1/router/overrides", "/v1/router/explain", "/v1/audit"}
+    assert all(len(a["after"]["query_sha256"]) == 64 and "acme" not in str(a["after"]) for a in reads)
     bad = await client.put("/v1/router/overrides", headers=AUTH, json={**body, "scope": "planet"})
     assert bad.status_code == 422
 
@@ -266,6 +270,6 @@ async def test_personas_catalog_health_and_audit_since(client: httpx.AsyncClient
     await client.delete("/v1/router/personas/nurse", headers=AUTH)
     iso = "2025-06-15T15:06:40+00:00"  # the fixture clock's start, as ISO-8601
     since = (await client.get("/v1/audit", headers=AUTH, params={"since": clock() - 60})).json()["entries"]
-    assert [e["action"] for e in since] == ["persona.delete"]
+    assert [e["action"] for e in since] == ["persona.delete", "admin.read"]  # the change, and this read
     assert (await client.get("/v1/audit", headers=AUTH, params={"since": "yesterday"})).status_code == 422
     assert len((await client.get("/v1/audit", headers=AUTH, params={"since": iso})).json()["entries"]) >= 1
