@@ -69,7 +69,8 @@ async def server(tmp_path, monkeypatch):
     monkeypatch.setenv("SOMAGENT_ADMIN_KEY", ADMIN)
     settings = Settings(deployment_mode="test", tenants_file=_tenants(tmp_path), warmup=False,
                         audio_vectors=str(tmp_path / "vectors"), master_key=base64.b64encode(os.urandom(32)).decode())
-    router = build_default_router(database_url=None, local=None, whisper=None, mode="test", admin_key=ADMIN)
+    router = build_default_router(database_url=f"sqlite:///{tmp_path}/router.db", local=None, whisper=None,
+                                  mode="test", admin_key=ADMIN)
     app = create_app(settings, router)
     async with running_server(app) as url:
         yield url, app, tmp_path
@@ -132,13 +133,22 @@ async def test_utterances_are_found_replayed_and_flagged_within_their_tenant_onl
 
 
 async def test_nothing_on_disk_holds_audio_or_transcript_text(server):
+    """The vectors' files, the keyring and the database (telemetry, events, audit) after a spoken turn and an
+    inspection: no stretch of the recording, no word of its transcript, none of the derived data in the clear."""
     url, app, tmp_path = server
-    await _say(url, INSPECTOR, SPEECH / "goforward.wav")
+    item, conversation = await _say(url, INSPECTOR, SPEECH / "goforward.wav")
     await app.state.server.vault.drain()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        assert (await http.get(f"/v1/inspect/conversations/{conversation}",
+                               headers={"Authorization": f"Bearer {INSPECTOR}"})).status_code == 200
+    await app.state.server.router.aclose()  # the store's writers flush to the database
     pcm, _ = speech("goforward.wav")
     loud = pcm[np.argmax(np.abs(pcm)) - 16:][:32].tobytes()  # 32 samples from the loudest part of the recording
     blobs = [p.read_bytes() for p in (tmp_path / "vectors").rglob("*") if p.is_file()]
     blobs.append((tmp_path / "keyring.json").read_bytes())
+    database = (tmp_path / "router.db").read_bytes()
+    assert item.encode() in database or b"inspect.conversation" in database  # the database was written to
+    blobs.append(database)
     assert blobs and sum(len(b) for b in blobs) > 1000
     for blob in blobs:
         assert loud not in blob  # no raw audio
