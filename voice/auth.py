@@ -15,7 +15,7 @@ from starlette.requests import Request
 from voice.api_errors import ApiError
 from voice.config import Settings
 from voice.keystore import KeyStore
-from voice.tenants import ANONYMOUS, CAPABILITIES, DEFAULT_CAPABILITIES, REALTIME, TenantDirectory
+from voice.tenants import ANONYMOUS, DEFAULT_CAPABILITIES, INSPECT, REALTIME, TenantDirectory
 
 MAX_SECRETS = 10000
 
@@ -94,7 +94,18 @@ class Authenticator:
     @staticmethod
     def _anonymous() -> Principal:
         """Developer-light without a key: the machine's own user, who may do everything."""
-        return Principal("anonymous", capabilities=CAPABILITIES)
+        return Principal("anonymous", capabilities=frozenset({REALTIME, INSPECT}))
+
+    def admin_actor(self, token: str, capability: str) -> str | None:
+        """The actor an API key is on the router's admin API, where it carries that admin capability (the router
+        asks through `AdminKeys.delegate`); never the keyless caller, never a client secret."""
+        try:
+            principal = self.check(token)
+        except AuthError:
+            return None
+        if principal.key_id == ANONYMOUS or principal.is_client_secret or capability not in principal.capabilities:
+            return None
+        return f"{principal.key_id}@{principal.tenant}"
 
     def issue_secret(self, owner: Principal, ttl_s: int, session: dict[str, Any] | None) -> tuple[str, int]:
         now = self._clock()

@@ -30,7 +30,7 @@ async def admin_actor(request: Request) -> str:
         raise ApiError(401, "missing_admin_key", "an admin key is required: 'Authorization: Bearer <key>'")
     if not keys.configured:
         raise ApiError(403, "no_admin_key", "no admin key is configured on this server; set SOMAGENT_ADMIN_KEY")
-    name = keys.verify(key)
+    name = keys.verify(key)  # an admin key: keys are no tenant's to make, whatever a tenant key may carry
     if name is None:
         raise ApiError(403, "invalid_admin_key", "the admin key is not known to this server")
     if request.method == "GET":  # reads are audited, as the router's admin reads are

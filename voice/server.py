@@ -50,6 +50,7 @@ class VoiceServer:
         self.settings = settings
         self.router = router
         self.auth = Authenticator(settings)
+        router.admin_keys.delegate = self.auth.admin_actor  # API keys with admin:models / admin:audit
         self.vault: AudioVault | None = None  # per-tenant audio vectors (voice/vectors.py), opened at start
         self._retention: asyncio.Task | None = None
         self.sessions: dict[str, RealtimeSession] = {}

@@ -14,8 +14,9 @@ What belongs to a tenant: its keys, the client secrets they mint (a browser's se
 its calls and their sidebands (another tenant's are "not found"), its router overrides, persona ones included
 (router/overrides.py), and its limits: live WebRTC calls (`max_calls`, default SOMAGENT_MAX_CALLS_PER_KEY) and
 live sessions of any transport (`max_sessions`, default SOMAGENT_MAX_SESSIONS_PER_TENANT; 0: only the server's
-own capacity bounds them); what its keys may do (`capabilities`, per tenant or per key: `realtime`, to talk, and
-`conversation:inspect`, to read its stored audio vectors; `realtime` alone by default); how long its audio vectors
+own capacity bounds them); what its keys may do (`capabilities`, per tenant or per key: `realtime`, to talk,
+`conversation:inspect`, to read its stored audio vectors, `admin:models` and `admin:audit`, the router's admin API
+and the audit log; `realtime` alone by default); how long its audio vectors
 are kept (`retention_days`, default SOMAGENT_RETENTION_DAYS, 30; 0: kept).
 """
 
@@ -32,7 +33,9 @@ from typing import Any
 ANONYMOUS = "anonymous"  # developer-light, no key: one tenant for the machine's own user
 REALTIME = "realtime"  # talk: sessions, calls, client secrets
 INSPECT = "conversation:inspect"  # read the tenant's stored audio vectors and derived data (voice/inspect_api.py)
-CAPABILITIES = frozenset({REALTIME, INSPECT})
+ADMIN_MODELS = "admin:models"  # the router's admin API (profiles, overrides, personas, mode)
+ADMIN_AUDIT = "admin:audit"  # the audit log
+CAPABILITIES = frozenset({REALTIME, INSPECT, ADMIN_MODELS, ADMIN_AUDIT})
 DEFAULT_CAPABILITIES = frozenset({REALTIME})  # a key that names none; a client secret never has more
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")

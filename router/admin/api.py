@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.admin.auth import AdminKeys
+from router.admin.auth import ADMIN_AUDIT, ADMIN_MODELS, AdminKeys
 from router.admin.operations import AdminError, RouterAdmin
 from router.breaker import BreakerBoard
 from router.catalog import Catalog
@@ -172,9 +172,10 @@ def build_admin_router(service: AdminService) -> APIRouter:
             )
         if not service.admin_keys.configured:
             raise AdminError(403, "no admin key is configured on this server; set SOMAGENT_ADMIN_KEY")
-        name = service.admin_keys.verify(key)
+        needed = ADMIN_AUDIT if request.url.path.startswith("/v1/audit") else ADMIN_MODELS
+        name = service.admin_keys.authorise(key, needed)
         if name is None:
-            raise AdminError(403, "invalid admin key")
+            raise AdminError(403, f"invalid admin key (an API key needs the {needed!r} capability)")
         person = request.headers.get("x-actor", "").strip()[:100]
         actor = f"{name}:{person}" if person else name
         if request.method == "GET":  # reads are audited too: who looked at what (the query hashed, not kept)

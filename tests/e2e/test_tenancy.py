@@ -106,3 +106,24 @@ async def test_tenant_keys_reach_no_admin_route(tmp_path, monkeypatch):
                     "scope": "tenant", "subject": "globex", "role": "dialogue", "model": "embedded-responder"})
                 assert put.status_code in (401, 403)
                 assert (await http.get("/v1/router/overrides", headers=auth(key))).status_code in (401, 403)
+
+
+async def test_a_tenant_key_with_an_admin_capability_reaches_that_admin_route_only(tmp_path, monkeypatch):
+    """admin:audit reads the audit log; it does not change the router's configuration (admin:models does)."""
+    auditor = "sk-acme-auditor-0001"
+    path = tmp_path / "tenants.json"
+    path.write_text(json.dumps({"tenants": [{"id": "acme", "keys": [
+        {"hash": hash_key(auditor), "capabilities": ["admin:audit"]}, hash_key(ACME_1)]}]}))
+    monkeypatch.setenv("SOMAGENT_ADMIN_KEY", ADMIN)
+    app = create_app(Settings(deployment_mode="test", tenants_file=str(path), warmup=False))
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url, timeout=WAIT_S) as http:
+        entries = (await http.get("/v1/audit", headers=auth(auditor))).json()["entries"]
+        assert entries[-1]["actor"] == "key:0001@acme"  # its own read, audited under its name
+        put = await http.put("/v1/router/overrides", headers=auth(auditor), json={
+            "scope": "tenant", "subject": "acme", "role": "dialogue", "model": "embedded-responder"})
+        assert put.status_code == 403 and "admin:models" in put.text
+        assert (await http.get("/v1/audit", headers=auth(ACME_1))).status_code == 403
+        assert (await http.get("/v1/admin/keys", headers=auth(auditor))).status_code == 403  # operators only
+        # and the auditor cannot talk: it was given admin:audit alone
+        async with websockets.connect(ws_url(url), additional_headers=auth(auditor), open_timeout=WAIT_S) as ws:
+            assert (await recv(ws))["error"]["code"] == "missing_capability"
