@@ -15,7 +15,6 @@ what the fault costs beyond a normal first token. Goal (the hardening issue): un
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 
@@ -24,6 +23,7 @@ from router import CallContext, Role, StreamInterrupted
 from router.clock import ManualClock
 from tests.router.fake_chat_server import FakeChatServer, Script
 from tests.router.router_testkit import http_entry, make_router
+from voice.serving import free_port
 
 RUNS = 7
 DEADLINE_S = 0.5  # first output and stall, short so the benchmark is quick; detection is measured from them
@@ -38,12 +38,6 @@ FAULTS: dict[str, tuple[Script | None, str]] = {  # the primary's script, and wh
     "silent_stream": (Script(first_token_delay_s=30.0), "deadline"),
     "stalls_mid_reply": (Script(tokens=("Ten", " meters", " away."), stall_after=1, stall_s=30.0), "stall"),
 }
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _answer(router, i: int) -> tuple[float, float, float | None]:
@@ -83,7 +77,7 @@ async def _run() -> None:
         for name, (script, when) in FAULTS.items():
             fake.reset()
             fake.script("backup", Script(tokens=("About", " ten", " meters.")))
-            url = f"http://127.0.0.1:{_closed_port()}/v1" if script is None else fake.base_url
+            url = f"http://127.0.0.1:{free_port()}/v1" if script is None else fake.base_url  # nothing listens
             if script is not None:
                 fake.script("primary", script)
             gaps = []

@@ -198,9 +198,7 @@ class ModelRouter:
         """
         await self._load_sticky(ctx)
         selection = self.select(role, ctx)
-        if exclude:
-            order = tuple(m for m in selection.order if m not in exclude)
-            selection = replace(selection, chosen=order[0] if order else "", order=order)
+        selection = _without(selection, exclude)
         profile = self.state.profile(role)
         if request.temperature is None and profile.temperature is not None:
             request = replace(request, temperature=profile.temperature)
@@ -262,9 +260,7 @@ class ModelRouter:
         on after one broke asks the others)."""
         await self._load_sticky(ctx)
         selection = self.select(Role.SPEECH_SYNTHESIS, ctx)
-        if exclude:
-            order = tuple(m for m in selection.order if m not in exclude)
-            selection = replace(selection, chosen=order[0] if order else "", order=order)
+        selection = _without(selection, exclude)
 
         async def open_tts(model: str) -> AsyncIterator[tuple[np.ndarray, int]]:
             tts = self.catalog.adapter(model)
@@ -369,3 +365,11 @@ class ModelRouter:
                     plan.ctx.persona,
                 )
             )
+
+
+def _without(selection: Selection, exclude: Collection[str]) -> Selection:
+    """The selection with some models left out of its failover order (those that broke off mid-stream)."""
+    if not exclude:
+        return selection
+    order = tuple(m for m in selection.order if m not in exclude)
+    return replace(selection, chosen=order[0] if order else "", order=order)

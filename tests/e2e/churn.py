@@ -79,8 +79,9 @@ def churn_server(**env: str) -> Iterator[tuple[str, int]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def children(pid: int) -> list[str]:
-    """The process's live children, by command line (the recogniser's workers stay; espeak-ng should not)."""
+def children(pid: int) -> list[tuple[int, str]]:
+    """The process's live children: (pid, command line) each (the recogniser's workers stay; espeak-ng should not;
+    a zombie's command line is empty)."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -89,7 +90,7 @@ def children(pid: int) -> list[str]:
             continue
         for kid in kids:
             try:
-                out.append(Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+                out.append((int(kid), Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()))
             except OSError:
                 pass
     return sorted(out)
@@ -99,7 +100,7 @@ def footprint(url: str, pid: int) -> Footprint:
     status = Path(f"/proc/{pid}/status").read_text()
     rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
     sessions = httpx.get(url + "/healthz", timeout=10).json()["sessions"]
-    return Footprint(rss, len(os.listdir(f"/proc/{pid}/fd")), tuple(children(pid)), sessions)
+    return Footprint(rss, len(os.listdir(f"/proc/{pid}/fd")), tuple(sorted(cmd for _, cmd in children(pid))), sessions)
 
 
 async def settled(url: str, pid: int, at_rest: Footprint | None = None, timeout_s: float = 30.0) -> Footprint:

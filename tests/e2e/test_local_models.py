@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from dsp import resample
 from router.defaults import ESPEAK, PIPER, POCKETSPHINX, WHISPER, build_default_router
 from router.overrides import Override, Scope
 from router.roles import Role
+from tests.e2e.churn import children
 from tests.e2e.helpers import collect_until, server_thread
 from tests.helpers import speech
 from tests.local_models import normalise
@@ -119,15 +119,7 @@ def _primary(router, role: Role, model: str):
 
 def _espeak_children() -> list[int]:
     """espeak-ng processes this test process started (the server runs in one of its threads)."""
-    me, out = os.getpid(), []
-    for task in Path(f"/proc/{me}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                if b"espeak" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    out.append(int(pid))
-            except OSError:
-                pass
-    return out
+    return [pid for pid, cmdline in children(os.getpid()) if "espeak" in cmdline]
 
 
 async def test_a_recogniser_killed_mid_utterance_still_transcribes_and_answers_the_turn(local_server):

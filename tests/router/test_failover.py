@@ -13,6 +13,7 @@ from router.profiles import ModelProfile
 from router.telemetry import Outcome
 from tests.router.fake_chat_server import FakeChatServer, Script
 from tests.router.router_testkit import REQUEST, ScriptedTTS, collect, drain, http_entry, make_router
+from voice.serving import free_port  # a port nothing listens on
 
 CTX = CallContext(tenant="t1", persona="p1", conversation_id="conv-1")
 
@@ -248,14 +249,6 @@ async def test_caller_going_away_is_not_a_failure(fake_chat: FakeChatServer, clo
 
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens there once this socket closes
-
-
 FAULTS = {
     "refuses": None,  # nothing listens on the primary's port
     "http_500": Script(status=500),
@@ -273,7 +266,7 @@ async def test_each_kind_of_broken_provider_is_answered_by_the_fallback_and_trip
     """Refused, 500, garbage SSE, an HTML body, a hang before headers, a stream that never speaks: every call
     is still answered (the backup), and after `min_calls` of them the primary's breaker is open and it is no
     longer tried."""
-    primary_url = f"http://127.0.0.1:{_closed_port()}/v1" if FAULTS[fault] is None else fake_chat.base_url
+    primary_url = f"http://127.0.0.1:{free_port()}/v1" if FAULTS[fault] is None else fake_chat.base_url
     entries = [http_entry("primary", primary_url), http_entry("backup", fake_chat.base_url)]
     router = make_router(entries, ("primary", "backup"), clock=clock, first_output_s=0.3, stall_s=5.0)
     if FAULTS[fault] is not None:
