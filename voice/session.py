@@ -269,7 +269,9 @@ class RealtimeSession:
         self.turns.apply_config()
         self._apply_noise_reduction()
         persona = new.somagent.persona if new.somagent is not None else None
-        if persona != self.ctx.persona:
+        asked = isinstance(patch.get("somagent"), dict) and "persona" in patch["somagent"]
+        if asked and persona != self.ctx.persona:  # an update that names no persona keeps the one in force (a
+            # policy rule's, say); one that names it, null included, sets it
             self.ctx = replace(self.ctx, persona=persona)
             self.turns.ctx = self.ctx  # the router applies this persona's overrides from the next call on
         self.emit(ev.SessionUpdated(session=wire))

@@ -510,3 +510,22 @@ async def test_a_policy_rule_met_for_its_turns_escalates_and_switches_the_person
         assert kit.session.ctx.persona == "calm-support" and kit.session.turns.ctx.persona == "calm-support"
         published = await bus.get(timeout=5)
         assert published.payload["rule"] == "long-talker" and published.payload["session_id"] == kit.session.id
+
+
+async def test_a_persona_set_by_policy_outlives_updates_that_name_none():
+    from voice.policy import parse_rules
+
+    rules = parse_rules([{"name": "any", "metric": "duration_s", "above": 0.5, "persona": "calm-support"}])
+    async with voice_session(transcripts=["one"], replies=["A."], policy=rules,
+                             session={"somagent": {"persona": "sales"}}) as kit:
+        await kit.next()
+        assert kit.session.ctx.persona == "sales"
+        await kit.speak()
+        await kit.until("response.done")
+        assert kit.session.ctx.persona == "calm-support"
+        await kit.send({"type": "session.update", "session": {"instructions": "Be brief."}})
+        await kit.until("session.updated")
+        assert kit.session.ctx.persona == "calm-support"  # an update about something else keeps it
+        await kit.send({"type": "session.update", "session": {"somagent": {"persona": "sales"}}})
+        await kit.until("session.updated")
+        assert kit.session.ctx.persona == "sales"  # one that names it sets it
