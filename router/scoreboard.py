@@ -37,7 +37,9 @@ class Scoreboard:
         now = self._clock()
         policy = self._state.policy
         entries = [e for e in self._catalog.for_role(role) if not e.last_resort]
-        stats = [candidate_stats(role, e, self._telemetry, now, policy.min_samples) for e in entries]
+        measured = self._state.measured_quality
+        stats = [candidate_stats(role, e, self._telemetry, now, policy.min_samples, measured.get((role, e.name)))
+                 for e in entries]
         breakdowns = score(stats, policy.score_weights, policy.selection_weights)
         result = RoleScores(role, now, policy.score_weights, policy.selection_weights, {b.model: b for b in breakdowns})
         self._scores[role] = result

@@ -65,9 +65,11 @@ class ScoreBreakdown:
 
 
 def candidate_stats(
-    role: Role, entry: ModelEntry, telemetry: TelemetryAggregator, now: float, min_samples: int
+    role: Role, entry: ModelEntry, telemetry: TelemetryAggregator, now: float, min_samples: int,
+    measured_quality: float | None = None,
 ) -> CandidateStats:
-    """Telemetry when there is enough of it (5 m, else 1 h), else catalogue priors, else unknown."""
+    """Telemetry when there is enough of it (5 m, else 1 h), else catalogue priors, else unknown; quality as a
+    benchmark capsule measured it where one did, else the catalogue's prior."""
     chosen: Rollup | None = None
     for window in ("5m", "1h"):
         rollup = telemetry.rollup(role, entry.name, window, now)
@@ -91,7 +93,7 @@ def candidate_stats(
     success = None if chosen is None else chosen.success_rate
     return CandidateStats(
         model=entry.name,
-        quality=entry.quality,
+        quality=entry.quality if measured_quality is None else measured_quality,
         cost_per_unit=cost,
         cost_source=cost_src,
         latency_ms=latency,

@@ -25,6 +25,9 @@ class RoutingState:
     overrides: OverrideTable = field(default_factory=OverrideTable)
     personas: dict[str, PersonaSLA] = field(default_factory=dict)
     version: int = 0
+    # quality measured by benchmark capsules (router/capsules.py), 0..1, by (role, model): it replaces the
+    # catalogue's prior in the scores
+    measured_quality: dict[tuple[Role, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in self.policies:
