@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _rotate_master_key(args: argparse.Namespace) -> int:
     from voice.keyring import Keyring, KeyringError, master_key_from_env, parse_master_key
+    from voice.vectors import key_dir
 
     settings = Settings.from_env()
-    base = Path(settings.audio_vectors).parent if not settings.audio_vectors.startswith("http") else Path("data")
+    base = key_dir(settings.audio_vectors)
     try:
         new = parse_master_key(sys.stdin.readline())
         current = parse_master_key(settings.master_key) if settings.master_key else \

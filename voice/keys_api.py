@@ -17,14 +17,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from voice.api_errors import ApiError
+from voice.auth import bearer
 from voice.keystore import KeyStore
 from voice.tenants import DEFAULT_CAPABILITIES
 
 
 async def admin_actor(request: Request) -> str:
     """The operator calling, by the router's admin keys (the same as `/v1/router/*` take)."""
-    header = request.headers.get("authorization", "")
-    key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-admin-key")
+    key = bearer(request.headers) or request.headers.get("x-admin-key")
     keys = request.app.state.server.router.admin_keys
     if not key:
         raise ApiError(401, "missing_admin_key", "an admin key is required: 'Authorization: Bearer <key>'")

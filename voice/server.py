@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +19,7 @@ from voice.server_metrics import ServerMetrics
 from voice.session import RealtimeSession
 from voice.session_config import SessionConfig, merge
 from voice.tenants import ANONYMOUS
-from voice.vectors import AudioVault, AudioVectorStore
+from voice.vectors import AudioVault, AudioVectorStore, is_server_url, key_dir
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600.0
@@ -163,12 +162,11 @@ def open_vault(settings: Settings) -> AudioVault | None:
     (test and production never make their own; developer-light keeps one beside the vectors)."""
     if not settings.audio_vectors:
         return None
-    local = not settings.audio_vectors.startswith(("http://", "https://"))
-    if local and settings.worker is not None:
+    if not is_server_url(settings.audio_vectors) and settings.worker is not None:
         # Qdrant's local mode is one process's directory (it locks it): N workers need a Qdrant server
         log.warning("audio vectors are not kept: serve --workers needs SOMAGENT_AUDIO_VECTORS to be a Qdrant URL")
         return None
-    base = Path(settings.audio_vectors).parent if local else Path("data")
+    base = key_dir(settings.audio_vectors)
     try:
         if settings.master_key:
             key = parse_master_key(settings.master_key)

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,16 @@ class StoredUtterance:
         return out
 
 
+def is_server_url(location: str) -> bool:
+    """A Qdrant server's URL, rather than a directory for local mode."""
+    return location.startswith(("http://", "https://"))
+
+
+def key_dir(location: str) -> Path:
+    """Where the keyring (and developer-light's own master key) live: beside a local store, else ./data."""
+    return Path("data") if is_server_url(location) else Path(location).parent
+
+
 def collection_for(tenant: str) -> str:
     return "audio-" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
 
@@ -89,8 +100,7 @@ class AudioVectorStore:
     @classmethod
     def open(cls, location: str, keyring: Keyring, keep_transcripts: bool = False) -> AudioVectorStore:
         """`location`: a directory (local mode) or an http(s) URL of a Qdrant server."""
-        client = QdrantClient(url=location) if location.startswith(("http://", "https://")) \
-            else QdrantClient(path=location)
+        client = QdrantClient(url=location) if is_server_url(location) else QdrantClient(path=location)
         return cls(client, keyring, keep_transcripts)
 
     def close(self) -> None:
@@ -230,8 +240,9 @@ class AudioVault:
 
     def _written(self, future: concurrent.futures.Future) -> None:
         self._pending -= 1
-        if future.exception() is not None:
-            log.error("storing an utterance's vector failed: %r", future.exception())
+        failure = future.exception()
+        if failure is not None:
+            log.error("storing an utterance's vector failed: %r", failure)
         else:
             self.written += 1
 

@@ -19,6 +19,7 @@ from voice.internal_api import forward_sideband
 from voice.server import ServerBusy, TenantLimit, VoiceServer
 from voice.siblings import call_owner
 from voice.tenants import REALTIME
+from voice.transports.reader import read_client_events
 from voice.transports.refusal import POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
 from voice.transports.webrtc.sideband import serve_sideband
 
@@ -59,7 +60,7 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
     # that stopped reading (its send blocked SEND_TIMEOUT_S, or the outbox full). The reader alone would wait on a
     # socket whose close frame cannot be sent while the client reads nothing, so the session would outlive it.
     tasks = TaskSet()
-    reader = tasks.create_task(_read(ws, session), name=f"ws-reader-{session.id}")
+    reader = tasks.create_task(read_client_events(ws, session), name=f"ws-reader-{session.id}")
     writer = tasks.create_task(_write(ws, session), name=f"ws-writer-{session.id}")
     try:
         await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
@@ -71,21 +72,6 @@ async def realtime_websocket(ws: WebSocket, server: VoiceServer) -> None:
                 await close(ws)
         except TimeoutError:
             pass  # a client reading nothing never gets the close frame; its socket is uvicorn's to drop
-
-
-async def _read(ws: WebSocket, session) -> None:
-    """Client events, handled in order, until the client leaves."""
-    try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("text") is not None:
-                await session.handle_text(message["text"])
-            elif message.get("bytes") is not None:
-                session.error("binary_not_supported", "send events as JSON text frames, not binary frames")
-    except (WebSocketDisconnect, RuntimeError):
-        return  # RuntimeError: starlette, when the socket was closed under the read
 
 
 async def _write(ws: WebSocket, session) -> None:

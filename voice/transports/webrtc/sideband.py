@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.aio import TaskSet
 from voice.auth import Principal
 from voice.events import set_event_source
+from voice.transports.reader import read_client_events
 from voice.transports.refusal import NORMAL, POLICY_VIOLATION, TRY_AGAIN_LATER, close, refuse
 
 if TYPE_CHECKING:
@@ -115,14 +116,7 @@ async def _read(ws: WebSocket, call: Call, sideband: Sideband) -> None:
     """Client events from the sideband, handled by the call's session in order, until the client leaves. The
     errors they cause go to this sideband alone (`set_event_source`): the browser never sees the server's mistakes."""
     set_event_source(sideband)
-    try:
-        while (message := await ws.receive())["type"] != "websocket.disconnect":
-            if message.get("text") is not None:
-                await call.session.handle_text(message["text"])
-            elif message.get("bytes") is not None:
-                call.session.error("binary_not_supported", "send events as JSON text frames, not binary frames")
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the client left (RuntimeError: starlette, when the socket was closed under the read)
+    await read_client_events(ws, call.session)
 
 
 async def _write(ws: WebSocket, call: Call, sideband: Sideband) -> None:
