@@ -11,3 +11,4 @@ class CallContext:
     persona: str | None = None
     conversation_id: str | None = None
     session_id: str | None = None
+    source: str = "live"  # what the call's telemetry is filed under: live, or capsule (a benchmark run)

@@ -47,6 +47,9 @@ class Topic:
     CONVERSATION = "conversation.events"
     FLAGS_CHANGED = "router.flags.changed"
     HEALTH_CHANGED = "model.health.changed"
+    BENCHMARK_RESULTS = "slm.benchmark.results"  # a capsule run finished (router/capsules)
+    REGRESSION = "benchmark.regression"  # a metric dropped between runs: a work item was opened
+    PROMOTION = "model.promotion"  # a promotion candidate was judged, approved or staged
     POLICY_ESCALATION = "policy.escalation"  # a session's energy analytics met a policy rule (voice/policy.py)
 
 

@@ -11,7 +11,7 @@ class PersonaSLA:
     latency_p95_ms: float | None = None  # p95 ceiling on time to first output (what a voice user waits for)
     min_success_rate: float | None = None  # 0..1
     safety: frozenset[str] = frozenset()  # properties every model serving the persona must have (hard filter)
-    min_quality: float | None = None  # 0..1 catalogue quality floor
+    min_quality: float | None = None  # 0..1 quality floor (capsule-measured where measured, else the prior)
 
     def __post_init__(self) -> None:
         if self.latency_p95_ms is not None and self.latency_p95_ms <= 0:

@@ -188,17 +188,17 @@ class ModelRouter:
 
     # -- calls ----------------------------------------------------------------------------------
     async def stream_chat(
-        self, role: Role, request: ChatRequest, ctx: CallContext, *, exclude: Collection[str] = ()
+        self, role: Role, request: ChatRequest, ctx: CallContext, *, exclude: Collection[str] = (),
+        only: str | None = None,
     ) -> AsyncIterator[ChatChunk]:
         """Stream from the first candidate that answers in time; fail over only before any text was yielded.
 
         Raises AllCandidatesFailed when every candidate failed, StreamInterrupted (a subclass) when the
         stream broke after text had been yielded. `exclude` leaves models out of the failover order (a caller
-        resuming after a model broke mid-reply asks the others).
+        resuming after a model broke mid-reply asks the others). `only` runs one model and no other (a benchmark
+        capsule measures a model, not the profile): no selection is made, published or stuck to.
         """
-        await self._load_sticky(ctx)
-        selection = self.select(role, ctx)
-        selection = _without(selection, exclude)
+        selection = await self._selection(role, ctx, exclude, only)
         profile = self.state.profile(role)
         if request.temperature is None and profile.temperature is not None:
             request = replace(request, temperature=profile.temperature)
@@ -236,6 +236,14 @@ class ModelRouter:
             async for chunk in chunks:
                 yield chunk
 
+    async def _selection(self, role: Role, ctx: CallContext, exclude: Collection[str], only: str | None) -> Selection:
+        if only is not None:
+            if self.catalog.get(only) is None or not self.catalog.entry(only).serves(role):
+                raise LookupError(f"model {only!r} does not serve role {role.value!r}")
+            return replace(self.selector.select(role, ctx, dry_run=True), chosen=only, order=(only,), source="only")
+        await self._load_sticky(ctx)
+        return _without(self.select(role, ctx), exclude)
+
     def tool_role(self, ctx: CallContext) -> Role:
         """The role that answers when the client offers tools: tool planning where its profile names a model that
         calls them, else dialogue (whose models then answer in words)."""
@@ -253,14 +261,13 @@ class ModelRouter:
         return "".join(parts)
 
     async def synthesize(
-        self, text: str, ctx: CallContext, voice: str | None = None, *, exclude: Collection[str] = ()
+        self, text: str, ctx: CallContext, voice: str | None = None, *, exclude: Collection[str] = (),
+        only: str | None = None,
     ) -> AsyncIterator[tuple[np.ndarray, int]]:
         """Yield (pcm int16, sample rate) blocks; fail over to the next voice engine before first audio.
         StreamInterrupted when an engine broke off mid-sentence; `exclude` leaves engines out (a caller going
-        on after one broke asks the others)."""
-        await self._load_sticky(ctx)
-        selection = self.select(Role.SPEECH_SYNTHESIS, ctx)
-        selection = _without(selection, exclude)
+        on after one broke asks the others); `only` runs that engine alone."""
+        selection = await self._selection(Role.SPEECH_SYNTHESIS, ctx, exclude, only)
 
         async def open_tts(model: str) -> AsyncIterator[tuple[np.ndarray, int]]:
             tts = self.catalog.adapter(model)
@@ -325,8 +332,8 @@ class ModelRouter:
         ]
 
     # -- failover hooks -------------------------------------------------------------------------
-    def _record_attempt(self, role: Role, ctx: CallContext, attempt: Attempt, source: str = "live") -> None:
-        self._recorder.record_attempt(role, ctx, attempt, source)
+    def _record_attempt(self, role: Role, ctx: CallContext, attempt: Attempt) -> None:
+        self._recorder.record_attempt(role, ctx, attempt, ctx.source)
 
     def _on_fallback(self, plan: StreamPlan[Any], failed: str, reason: str, next_model: str | None) -> None:
         sel = plan.selection

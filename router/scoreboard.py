@@ -37,8 +37,9 @@ class Scoreboard:
         now = self._clock()
         policy = self._state.policy
         entries = [e for e in self._catalog.for_role(role) if not e.last_resort]
-        measured = self._state.measured_quality
-        stats = [candidate_stats(role, e, self._telemetry, now, policy.min_samples, measured.get((role, e.name)))
+        book = self._state.quality
+        stats = [candidate_stats(role, e, self._telemetry, now, policy.min_samples,
+                                 book.quality(role, e.name, e.quality))
                  for e in entries]
         breakdowns = score(stats, policy.score_weights, policy.selection_weights)
         result = RoleScores(role, now, policy.score_weights, policy.selection_weights, {b.model: b for b in breakdowns})

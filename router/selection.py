@@ -367,10 +367,9 @@ class Selector:
                     why.append("circuit open")
                 if sla is not None and not why:
                     stats = breakdown.stats if breakdown is not None else None
-                    if sla.min_quality is not None and (
-                        entry is None or entry.quality is None or entry.quality < sla.min_quality
-                    ):
-                        q = None if entry is None else entry.quality
+                    # quality as scored: capsule-measured where a capsule measured it, else the catalogue's prior
+                    q = stats.quality if stats is not None else (None if entry is None else entry.quality)
+                    if sla.min_quality is not None and (q is None or q < sla.min_quality):
                         why.append(f"quality {q} below the persona's minimum {sla.min_quality}")
                     if sla.min_success_rate is not None:
                         if stats is None or stats.success_rate is None:

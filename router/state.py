@@ -13,6 +13,7 @@ from router.modes import DeploymentMode, ModePolicy, RoleTimeouts
 from router.overrides import OverrideTable
 from router.personas import PersonaSLA
 from router.profiles import ModelProfile, ProfileSet
+from router.quality import QualityBook
 from router.roles import Role
 
 
@@ -25,9 +26,9 @@ class RoutingState:
     overrides: OverrideTable = field(default_factory=OverrideTable)
     personas: dict[str, PersonaSLA] = field(default_factory=dict)
     version: int = 0
-    # quality measured by benchmark capsules (router/capsules.py), 0..1, by (role, model): it replaces the
-    # catalogue's prior in the scores
-    measured_quality: dict[tuple[Role, str], float] = field(default_factory=dict)
+    # quality measured by benchmark capsules and moved by production feedback (router/quality.py): it replaces
+    # the catalogue's prior in the scores
+    quality: QualityBook = field(default_factory=QualityBook)
 
     def __post_init__(self) -> None:
         if self.mode not in self.policies:

@@ -15,6 +15,8 @@ os.environ.setdefault("SOMAGENT_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(pre
 # tests of the turn loop, protocol and transports stay fast and their replies known. The local models' tests
 # (tests/adapters/*, tests/router/test_defaults.py, tests/e2e/test_local_models.py) ask for them explicitly.
 os.environ.setdefault("SOMAGENT_STACK", "light")
+# No nightly capsule runs inside test servers (a suite running across 03:00 UTC would start one).
+os.environ.setdefault("SOMAGENT_CAPSULES_SCHEDULE", "off")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 import dsp
 from router import ModelRouter
 from router.admin.api import build_admin_router
+from router.capsules import Benchmarks
+from router.capsules.api import benchmark_routes
 from router.defaults import build_default_router
 from voice.api_errors import EXCEPTION_HANDLERS, ApiError
 from voice.auth import AuthError, Principal, requires
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
         # (a full pass over those stalled the loop for ~300 ms).
         gc.collect()
         gc.freeze()
+        # capsules (shipped and stored), the measured quality of earlier runs; the schedule in one worker only
+        await benchmarks.start(schedule=settings.worker is None or settings.worker.index == 0)
         await server.start()  # load sampling starts once start-up's own work is done
         if settings.worker is not None:
             app.state.siblings = Siblings(settings.worker)
@@ -89,12 +93,16 @@ def create_app(settings: Settings | None = None, router: ModelRouter | None = No
             gc.unfreeze()  # an app in a process that outlives it (tests) hands its objects back to the collector
             await close_calls(app)  # WebRTC: end the calls, close their peer connections
             await server.aclose()
+            await benchmarks.aclose()
             if router is None or owns_start:
                 await model_router.aclose()
 
     app = FastAPI(title="SomaGent Voice", version="0.1.0", lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                   description="Real-time voice conversations over the OpenAI Realtime protocol.")
     app.include_router(build_admin_router(model_router))
+    benchmarks = Benchmarks(model_router)
+    app.state.benchmarks = benchmarks
+    app.include_router(benchmark_routes(model_router, benchmarks))  # capsules, runs, gates, reports
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

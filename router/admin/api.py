@@ -3,7 +3,7 @@
 Every route needs an admin key (`Authorization: Bearer <key>` or `X-Admin-Key`), in every mode;
 `X-Actor` may name the person behind the key for the audit trail. Invalid input is answered 4xx with
 a reason and changes nothing: the bodies below validate shape and range once, here at the edge; routes
-raise `AdminError` and one handler (`_AdminRoute`) writes the error JSON.
+raise `AdminError` and one handler (`AdminRoute`) writes the error JSON.
 """
 
 import asyncio
@@ -129,7 +129,7 @@ class AdminService(Protocol):
     def explain(self, role: Role, ctx: CallContext) -> Selection: ...
 
 
-class _AdminRoute(APIRoute):
+class AdminRoute(APIRoute):
     """Routes raise AdminError; this one handler writes its JSON (`{"detail": ...}`, like HTTPException)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -144,7 +144,7 @@ class _AdminRoute(APIRoute):
         return handle
 
 
-def _parse_since(since: str | None) -> float:
+def parse_since(since: str | None) -> float:
     if since is None or since == "":
         return 0.0
     try:
@@ -158,10 +158,11 @@ def _parse_since(since: str | None) -> float:
     return parsed.timestamp()
 
 
-def build_admin_router(service: AdminService) -> APIRouter:
-    """The admin routes over the router's handle (`ModelRouter`, composed by router.compose)."""
+def admin_actor(service: AdminService) -> Callable[[Request], Coroutine[Any, Any, str]]:
+    """The dependency every admin route takes: the admin key checked (the audit capability for /v1/audit, the
+    models capability elsewhere), the actor named for the audit trail, and every read audited."""
 
-    async def admin_actor(request: Request) -> str:
+    async def check(request: Request) -> str:
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-admin-key")
         if not key:
@@ -183,8 +184,14 @@ def build_admin_router(service: AdminService) -> APIRouter:
             await service.admin.record(actor, "admin.read", request.url.path, {"query_sha256": query})
         return actor
 
-    Actor = Annotated[str, Depends(admin_actor)]
-    api = APIRouter(tags=["router-admin"], route_class=_AdminRoute)
+    return check
+
+
+def build_admin_router(service: AdminService) -> APIRouter:
+    """The admin routes over the router's handle (`ModelRouter`, composed by router.compose)."""
+
+    Actor = Annotated[str, Depends(admin_actor(service))]
+    api = APIRouter(tags=["router-admin"], route_class=AdminRoute)
 
     def profile_view(role: Role, mode: DeploymentMode) -> dict[str, Any]:
         state = service.state
@@ -365,7 +372,7 @@ def build_admin_router(service: AdminService) -> APIRouter:
     async def audit(
         _: Actor, since: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
     ) -> dict[str, Any]:
-        entries = await service.admin.audit_since(_parse_since(since), limit)
+        entries = await service.admin.audit_since(parse_since(since), limit)
         return {"entries": [e.to_dict() for e in entries]}
 
     return api

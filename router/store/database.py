@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,13 @@ class RouterStore:
         else:
             with self._lock, self.engine.connect() as conn:
                 yield conn
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction for the store's neighbours that keep their own tables (router.capsules.results)."""
+        return self._tx()
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        return self._read()
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> None:

@@ -132,3 +132,71 @@ admin_keys_t = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
 )
+# -- benchmark capsules (router/capsules) ------------------------------------------------------------
+capsules_t = sa.Table(
+    "router_capsules",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("version", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
+benchmark_runs_t = sa.Table(
+    "router_benchmark_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("capsule", sa.String(80), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("models", sa.JSON, nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),  # manual | scheduled | gate | api
+    sa.Column("status", sa.String(16), nullable=False),  # running | done | failed
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("summary", sa.JSON, nullable=True),  # per model: quality and metrics
+    sa.Index("ix_router_benchmark_runs_capsule_started", "capsule", "started_at"),
+)
+benchmark_items_t = sa.Table(
+    "router_benchmark_items",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("item_id", sa.String(80), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+)
+work_items_t = sa.Table(
+    "router_work_items",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # regression
+    sa.Column("capsule", sa.String(80), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | closed
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("closed_by", sa.String(200), nullable=True),
+)
+promotions_t = sa.Table(
+    "router_promotions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # promotable | refused | approved | staged
+    sa.Column("verdict", sa.JSON, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", sa.Float, nullable=True),
+)

@@ -18,6 +18,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,7 @@ class FakeChatServer:
         self._lock = threading.Lock()
         self._queues: dict[str, list[Script]] = {}
         self._defaults: dict[str, Script] = {}
+        self._answerers: dict[str, Callable[[dict[str, Any]], Script]] = {}
         self.requests: list[ReceivedRequest] = []
         self.ended: list[tuple[str, str, float]] = []  # (model, "done" | "client_left", monotonic time) per stream
         self._server: uvicorn.Server | None = None
@@ -80,10 +82,16 @@ class FakeChatServer:
             self._queues[model] = list(scripts[:-1])
             self._defaults[model] = scripts[-1]
 
+    def answer(self, model: str, answerer: Callable[[dict[str, Any]], Script]) -> None:
+        """Answer each request for `model` with what `answerer` makes of its body (a model that knows things)."""
+        with self._lock:
+            self._answerers[model] = answerer
+
     def reset(self) -> None:
         with self._lock:
             self._queues.clear()
             self._defaults.clear()
+            self._answerers.clear()
             self.requests.clear()
             self.ended.clear()
 
@@ -94,6 +102,9 @@ class FakeChatServer:
     def _next(self, model: str, body: dict[str, Any]) -> Script:
         with self._lock:
             self.requests.append(ReceivedRequest(model, body))
+            answerer = self._answerers.get(model)
+            if answerer is not None:
+                return answerer(body)
             queue = self._queues.get(model)
             if queue:
                 return queue.pop(0)

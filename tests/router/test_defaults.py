@@ -61,7 +61,7 @@ async def test_default_router_persists_under_data_after_start(monkeypatch, tmp_p
     router = build_default_router(mode="test", admin_key="k")
     await router.start()
     assert (tmp_path / "data" / "somagent.db").exists()
-    assert router.store is not None and router.store.schema_revision() == "0001_router_initial"
+    assert router.store is not None and router.store.schema_revision() == "0002_benchmark_capsules"
     await router.aclose()
 
 

@@ -37,7 +37,7 @@ async def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> N
     store = RouterStore(db_url)
     store.migrate()
     store.migrate()
-    assert store.schema_revision() == "0001_router_initial"
+    assert store.schema_revision() == "0002_benchmark_capsules"
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {
         "router_settings",
@@ -242,7 +242,7 @@ async def test_workers_starting_together_migrate_once(tmp_path) -> None:  # noqa
     stores = [RouterStore(url) for _ in range(4)]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda st: st.migrate(), stores))
-    assert {st.schema_revision() for st in stores} == {"0001_router_initial"}
+    assert {st.schema_revision() for st in stores} == {"0002_benchmark_capsules"}
     for st in stores:
         st.dispose()
 
