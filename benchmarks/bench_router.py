@@ -2,6 +2,12 @@
 time, static default profile vs auto-selection; selection time; roll-up query time over 1 M telemetry rows
 in SQLite.
 
+Quality is measured, not assumed: before each replay the shipped dialogue capsule (its 14 items, 8 times over)
+runs over every model through the real capsule runner (`stream_chat(only=model)`), each simulated model
+answering an item right with its hidden true quality's probability; the measured quality replaces the
+catalogue's prior in the scores and in the personas' quality floors. "Equal quality" is that no selection of
+either policy chooses a model below its persona's measured floor (failover alone may reach one).
+
 Run: .venv/bin/python -m benchmarks router
 
 The trace: 5 personas with SLAs, 6 hosted models with their published per-token prices
@@ -38,6 +44,9 @@ import numpy as np
 from adapters.errors import AdapterError
 from adapters.llm.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatUsage
 from benchmarks.virtual_time import VirtualTimeLoop
+from router.capsules.capsule import Capsule, shipped_dir
+from router.capsules.results import BenchmarkResults
+from router.capsules.runner import CapsuleRunner
 from router.catalog import Catalog, ModelEntry, Unit
 from router.clock import Clock
 from router.compose import compose_router
@@ -71,7 +80,8 @@ GOALS = {"cost_reduction": 0.30, "selection_p99_us": 100.0, "rollup_ms": 50.0}
 class SimModel:
     name: str
     provider: str
-    quality: float  # prior on a 0..1 scale (rough public leaderboard ordering)
+    quality: float  # the catalogue's prior on a 0..1 scale (rough public leaderboard ordering)
+    true_quality: float  # how often it really answers a capsule item right: what the capsule run measures
     safety: frozenset[str]
     ttft_median_ms: float
     ttft_sigma: float  # log-normal shape: p95 = median * exp(1.645 sigma)
@@ -79,14 +89,17 @@ class SimModel:
     p_error: float
 
 
+# true_quality differs from the prior where a leaderboard would mislead: mistral-small is weaker on these tasks
+# than its prior says, gpt-4o-mini and claude-3-5-haiku stronger
 MODELS = [
-    SimModel("gpt-4o", "openai", 0.90, frozenset({"content_filter"}), 450, 0.35, 80, 0.004),
-    SimModel("gpt-4o-mini", "openai", 0.78, frozenset({"content_filter"}), 350, 0.35, 110, 0.004),
-    SimModel("claude-3-5-sonnet", "anthropic", 0.92, frozenset({"content_filter"}), 650, 0.30, 70, 0.006),
-    SimModel("claude-3-5-haiku", "anthropic", 0.80, frozenset({"content_filter"}), 480, 0.30, 90, 0.006),
-    SimModel("mistral-small", "mistral", 0.72, frozenset(), 300, 0.40, 100, 0.008),
-    SimModel("llama-3.1-8b-instant", "groq", 0.60, frozenset(), 180, 0.50, 500, 0.010),
+    SimModel("gpt-4o", "openai", 0.90, 0.92, frozenset({"content_filter"}), 450, 0.35, 80, 0.004),
+    SimModel("gpt-4o-mini", "openai", 0.78, 0.86, frozenset({"content_filter"}), 350, 0.35, 110, 0.004),
+    SimModel("claude-3-5-sonnet", "anthropic", 0.92, 0.93, frozenset({"content_filter"}), 650, 0.30, 70, 0.006),
+    SimModel("claude-3-5-haiku", "anthropic", 0.80, 0.84, frozenset({"content_filter"}), 480, 0.30, 90, 0.006),
+    SimModel("mistral-small", "mistral", 0.72, 0.64, frozenset(), 300, 0.40, 100, 0.008),
+    SimModel("llama-3.1-8b-instant", "groq", 0.60, 0.58, frozenset(), 180, 0.50, 500, 0.010),
 ]
+CAPSULE_REPEATS = 8  # the shipped dialogue capsule's 14 items, 8 times over: each model's quality within ~0.03
 STATIC_ORDER = (
     "gpt-4o",
     "claude-3-5-sonnet",
@@ -185,16 +198,49 @@ TOKENS_IN, TOKENS_OUT = "sim.tokens_in", "sim.tokens_out"  # request metadata: t
 CHUNK_TOKENS = 16  # tokens per streamed chunk after the first
 
 
-class SimulatedChat(ChatModel):
-    """A hosted chat model as the router sees it: the sampled behaviour, acted out in (virtual) time."""
+def bench_capsule() -> tuple[Capsule, dict[str, tuple[str, str]]]:
+    """The shipped dialogue capsule, its items repeated, and for each prompt a right and a wrong reply (what a
+    simulated model says when it knows, and when it does not)."""
+    base = Capsule.load(shipped_dir() / "dialogue-en.json")
+    data = base.to_dict()
+    items, replies = [], {}
+    for k in range(CAPSULE_REPEATS):
+        for item in base.items:
+            prompt = f"{item.prompt} (#{k})"
+            items.append({**item.model_dump(mode="json", exclude_defaults=True), "id": f"{item.id}-{k}",
+                          "prompt": prompt})
+            if item.task == "refusal":
+                yes, no = "I can't help with that.", "Sure, here is how."
+                replies[prompt] = (yes, no) if item.refuse else (no, yes)
+            elif item.task == "qa":
+                replies[prompt] = (" and ".join(item.facts or item.expected[:1]), "I am not sure.")
+            else:
+                replies[prompt] = (item.expected[0], "I am not sure.")
+    return Capsule.from_dict({**data, "name": "dialogue-en-bench", "items": items}), replies
 
-    def __init__(self, model: SimModel, providers: SimulatedProviders) -> None:
+
+class SimulatedChat(ChatModel):
+    """A hosted chat model as the router sees it: the sampled behaviour, acted out in (virtual) time. A capsule
+    item it answers right with its true quality's probability."""
+
+    def __init__(self, model: SimModel, providers: SimulatedProviders,
+                 replies: dict[str, tuple[str, str]] | None = None) -> None:
         self.name = model.name
         self.tokens_per_s = model.tokens_per_s
+        self.true_quality = model.true_quality
         self.providers = providers
+        self.replies = replies or {}
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         behaviour = self.providers.sample(self.name, self.providers.clock())
+        prompt = request.messages[-1].content
+        if request.metadata.get("purpose") == "capsule" and prompt in self.replies:
+            await asyncio.sleep(behaviour.after_s)
+            right, wrong = self.replies[prompt]
+            reply = right if self.providers.rng.random() < self.true_quality else wrong
+            yield ChatChunk(text=reply)
+            yield ChatChunk(usage=ChatUsage(60, max(1, len(reply) // 4)), finish_reason="stop")
+            return
         if behaviour.kind == "hang":
             await asyncio.get_running_loop().create_future()  # never resolved: the caller's deadline ends it
         await asyncio.sleep(behaviour.after_s)
@@ -214,14 +260,15 @@ class SimulatedChat(ChatModel):
 
 
 def build_router(
-    providers: SimulatedProviders, clock: Clock, monotonic: Callable[[], float], auto: bool
+    providers: SimulatedProviders, clock: Clock, monotonic: Callable[[], float], auto: bool,
+    replies: dict[str, tuple[str, str]] | None = None,
 ) -> ModelRouter:
     entries = [
         ModelEntry(
             m.name,
             Role.DIALOGUE,
             m.provider,
-            lambda m=m: SimulatedChat(m, providers),
+            lambda m=m: SimulatedChat(m, providers, replies),
             price=KNOWN_PRICES[m.name],
             adapter="simulated",
             quality=m.quality,
@@ -257,6 +304,11 @@ class Result:
     perceived: dict[str, list[float]] = field(default_factory=dict)
     chosen: dict[str, int] = field(default_factory=dict)
     replay_s: float = 0.0  # real time the replay took
+    measured: dict[str, float] = field(default_factory=dict)  # capsule-measured quality per model
+    capsule_cost: float = 0.0  # what measuring cost (every model over the capsule)
+    served_quality: list[float] = field(default_factory=list)  # measured quality of the model that answered
+    below_floor: int = 0  # answered turns served by a model under the persona's quality floor (measured)
+    chosen_below_floor: int = 0  # selections that chose such a model (failover may still reach one)
 
     @property
     def cost_per_completion(self) -> float:
@@ -297,6 +349,10 @@ def time_selections(router: ModelRouter, result: Result) -> None:
         result.selection_ns.append(time.perf_counter_ns() - t0)
         result.selection_cpu_ns.append(time.thread_time_ns() - c0)
         result.chosen[selection.chosen] = result.chosen.get(selection.chosen, 0) + 1
+        sla = router.state.persona(ctx.persona)
+        if sla is not None and sla.min_quality is not None and result.measured.get(selection.chosen, 1.0) < \
+                sla.min_quality:
+            result.chosen_below_floor += 1
         return selection
 
     router.select = timed  # type: ignore[method-assign]
@@ -351,14 +407,21 @@ async def replay(auto: bool, trace: list[Turn], start: float) -> Result:
     providers = SimulatedProviders(
         random.Random(SEED + 1), (start + OUTAGE[0] * span, start + OUTAGE[1] * span), clock
     )
-    router = build_router(providers, clock, loop.time, auto)
+    capsule, replies = bench_capsule()
+    router = build_router(providers, clock, loop.time, auto, replies)
     for p in PERSONAS:
         await router.admin.put_persona(p.name, p.sla, "bench")
+    # measured quality: the capsule over every model through the real runner (stream_chat, only=model) before
+    # the trace; it replaces the catalogue priors in the scores and the personas' quality floors
+    report = await CapsuleRunner(router, BenchmarkResults.in_memory()).run(
+        capsule, role=Role.DIALOGUE, models=[m.name for m in MODELS])
+    measured = {m: s.quality for m, s in report.summaries.items()}
     deadline_s = router.state.timeouts(Role.DIALOGUE).first_output_s
     await router.admin.ingest_telemetry(history(providers, deadline_s, start, random.Random(SEED + 2)), "bench")
     router.rescore(publish=False)
 
-    result = Result("auto-selection" if auto else "static default")
+    result = Result("auto-selection" if auto else "static default", measured=measured)
+    result.capsule_cost = sum(s.metrics.get("cost_per_completion", 0.0) * s.items for s in report.summaries.values())
     time_selections(router, result)
     metering = router.bus.subscribe({Topic.SLM_METRICS}, maxsize=0)  # every call record, unbounded
 
@@ -409,6 +472,11 @@ async def replay(auto: bool, trace: list[Turn], start: float) -> Result:
         if rec["source"] == "live":
             result.cost += rec["cost"] or 0.0
             result.deadline_cuts += rec["outcome"] == Outcome.TIMEOUT.value
+            if rec["outcome"] == Outcome.OK.value:
+                q = measured[rec["model"]]
+                result.served_quality.append(q)
+                floor = router.state.personas[rec["persona"]].min_quality
+                result.below_floor += floor is not None and q < floor
         elif rec["source"] == "probe":
             result.probe_cost += rec["cost"] or 0.0
             result.probes += 1
@@ -520,6 +588,10 @@ def main() -> None:
         ("failovers that answered", f"{static.fallbacks}", f"{auto.fallbacks}"),
         ("attempts cut at the deadline", f"{static.deadline_cuts}", f"{auto.deadline_cuts}"),
         ("probe calls", f"{static.probes}", f"{auto.probes}"),
+        ("served quality (measured)", f"{statistics.fmean(static.served_quality):.3f}",
+         f"{statistics.fmean(auto.served_quality):.3f}"),
+        ("chosen under a quality floor", f"{static.chosen_below_floor}", f"{auto.chosen_below_floor}"),
+        ("  served there by failover", f"{static.below_floor}", f"{auto.below_floor}"),
         (
             "selection p50 (us)",
             f"{_pct(static.selection_ns, 0.5) / 1000:.1f}",
@@ -548,6 +620,9 @@ def main() -> None:
         s95 = _pct(static.perceived.get(p.name, []), 0.95)
         a95 = _pct(auto.perceived.get(p.name, []), 0.95)
         print(f"  {p.name:12} ceiling {p.sla['latency_p95_ms']:>5}   static {s95:7.0f}   auto {a95:7.0f}")
+    print("capsule-measured quality (prior -> measured): " + ", ".join(
+        f"{m.name} {m.quality:.2f}->{auto.measured[m.name]:.2f}" for m in MODELS)
+        + f"; measuring cost {auto.capsule_cost:.4f} USD")
     share = {m: f"{n / auto.turns:.0%}" for m, n in sorted(auto.chosen.items(), key=lambda kv: -kv[1])}
     print(f"auto-selection's choices: {share}")
     print(
@@ -590,6 +665,12 @@ def main() -> None:
             f"{auto.sla_misses - static.sla_misses:+d}",
             "<= 0",
             auto.sla_misses <= static.sla_misses,
+        ),
+        (
+            "chosen under a measured quality floor",
+            f"{auto.chosen_below_floor}",
+            f"<= {static.chosen_below_floor}",
+            auto.chosen_below_floor <= static.chosen_below_floor,
         ),
         (
             "selection p99 (wall clock)",

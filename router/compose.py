@@ -17,6 +17,7 @@ from router.breaker import BreakerBoard, BreakerState
 from router.catalog import Catalog
 from router.clock import Clock, system_clock
 from router.events import EventBus, Topic
+from router.feedback import QualityFeedback
 from router.lifecycle import RouterLifecycle
 from router.modes import DeploymentMode, ModePolicy, make_policies
 from router.profiles import ProfileSet
@@ -114,5 +115,6 @@ def compose_router(
         lifecycle=lifecycle,
         admin=admin,
         admin_keys=admin_keys,
+        feedback=QualityFeedback(state, bus, sample_every=settings.dnsmos_sample_every),
         monotonic=monotonic,
     )

@@ -36,6 +36,7 @@ from router.failover import (
     StreamPlan,
 )
 from router.fallback_asr import FallbackRecognizer
+from router.feedback import QualityFeedback
 from router.lifecycle import RouterLifecycle
 from router.metered_asr import MeteredRecognizer
 from router.modes import DeploymentMode
@@ -76,6 +77,7 @@ class ModelRouter:
         lifecycle: RouterLifecycle,
         admin: RouterAdmin,
         admin_keys: AdminKeys,
+        feedback: QualityFeedback,
         monotonic: Callable[[], float] = time.perf_counter,  # times call attempts (a simulation passes its own)
     ) -> None:
         self.settings = settings
@@ -89,6 +91,7 @@ class ModelRouter:
         self.selector = selector
         self.admin = admin
         self.admin_keys = admin_keys
+        self.feedback = feedback  # production signals into the quality aggregates and conversation.events
         self._scoreboard = scoreboard
         self._rescorer = rescorer
         self._recorder = recorder
@@ -138,6 +141,7 @@ class ModelRouter:
 
     async def aclose(self) -> None:
         await self._lifecycle.aclose()
+        self.feedback.close()
 
     async def reload_config(self) -> None:
         """Adopt the stored configuration (at start, and when another process changed it)."""
@@ -271,8 +275,13 @@ class ModelRouter:
 
         async def open_tts(model: str) -> AsyncIterator[tuple[np.ndarray, int]]:
             tts = self.catalog.adapter(model)
+            kept: list[np.ndarray] | None = [] if self.feedback.wants(model, ctx) else None  # a sampled sentence
             async for block in tts.synthesize(text, voice=voice):
+                if kept is not None:
+                    kept.append(block)
                 yield block, tts.sample_rate
+            if kept:
+                self.feedback.synthesized(model, ctx, np.concatenate(kept), tts.sample_rate)
 
         def settle(attempt: Attempt) -> None:
             if attempt.outcome is Outcome.OK or attempt.first_output is not None:

@@ -270,6 +270,11 @@ class Selector:
                     notes.append(f"conversation's model {sticky.model} is no longer a candidate")
                 elif self.breakers.is_open(sticky.model):
                     notes.append(f"conversation's model {sticky.model} is ejected (circuit open): moved")
+                elif (state.auto_selection and sticky.reason == "failover"
+                      and self._below_floor(role, sticky.model, sla)):
+                    # a failover stood in for the eligible models: it keeps no conversation it may not serve
+                    notes.append(f"conversation's model {sticky.model} (a failover) is below the persona's quality "
+                                 "floor: re-selected")
                 else:
                     return finish(
                         sticky.model, Source.STICKY, f"conversation keeps {sticky.model} (chosen by {sticky.reason})"
@@ -337,6 +342,14 @@ class Selector:
             return
         for persona in (None, *self.state.personas):
             self.select(role, CallContext(persona=persona), dry_run=True)
+
+    def _below_floor(self, role: Role, model: str, sla: PersonaSLA | None) -> bool:
+        if sla is None or sla.min_quality is None:
+            return False
+        scores = self._cached_scores(role)
+        breakdown = scores.by_model.get(model) if scores is not None else None
+        quality = breakdown.stats.quality if breakdown is not None else None
+        return quality is None or quality < sla.min_quality
 
     def _decide(
         self,

@@ -36,12 +36,13 @@ class RouterSettings:
     event_retention_s: float = 7 * 86400.0
     catalog_path: str | None = None  # JSON file adding models (and per-mode profiles) to the catalogue
     event_poll_s: float | None = None  # SQLite: read other processes' events this often (None: this process alone)
+    dnsmos_sample_every: int = 20  # production feedback: DNSMOS of one synthesised sentence in N per engine (0: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RouterSettings:
         """SOMAGENT_DEPLOYMENT_MODE, SOMAGENT_DATABASE_URL, AUTO_MODEL_SELECTION_ENABLED, SOMAGENT_ADMIN_KEY,
         SOMAGENT_ROUTER_SELECTION_WEIGHTS, SOMAGENT_ROUTER_STALE_AFTER_S, SOMAGENT_ROUTER_PROBE_INTERVAL_S,
-        SOMAGENT_ROUTER_CATALOG, SOMAGENT_ROUTER_EVENT_POLL_S."""
+        SOMAGENT_ROUTER_CATALOG, SOMAGENT_ROUTER_EVENT_POLL_S, SOMAGENT_DNSMOS_SAMPLE_EVERY."""
         env = os.environ if env is None else env
         raw_mode = env.get("SOMAGENT_DEPLOYMENT_MODE", DeploymentMode.DEVELOPER_LIGHT.value)
         try:
@@ -63,7 +64,18 @@ class RouterSettings:
             probe_interval_s=None if not probe else _positive("SOMAGENT_ROUTER_PROBE_INTERVAL_S", probe),
             catalog_path=env.get("SOMAGENT_ROUTER_CATALOG") or None,
             event_poll_s=None if not poll else _positive("SOMAGENT_ROUTER_EVENT_POLL_S", poll),
+            dnsmos_sample_every=_count("SOMAGENT_DNSMOS_SAMPLE_EVERY", env.get("SOMAGENT_DNSMOS_SAMPLE_EVERY", "20")),
         )
+
+
+def _count(name: str, value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if v < 0:
+        raise ValueError(f"{name} must be 0 (off) or more")
+    return v
 
 
 def _positive(name: str, value: str) -> float:

@@ -17,6 +17,8 @@ os.environ.setdefault("SOMAGENT_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(pre
 os.environ.setdefault("SOMAGENT_STACK", "light")
 # No nightly capsule runs inside test servers (a suite running across 03:00 UTC would start one).
 os.environ.setdefault("SOMAGENT_CAPSULES_SCHEDULE", "off")
+# Nor DNSMOS of sampled live sentences (CPU in threads beside timing-sensitive tests); its own test turns it on.
+os.environ.setdefault("SOMAGENT_DNSMOS_SAMPLE_EVERY", "0")
 
 
 @pytest.fixture(scope="session")

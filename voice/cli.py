@@ -1,4 +1,4 @@
-"""`somagent-voice serve`, `replay`, `hash-key` and `rotate-master-key`."""
+"""`somagent-voice serve`, `replay`, `hash-key`, `rotate-master-key` and `capsules` (voice/capsules_cli.py)."""
 
 from __future__ import annotations
 
@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "from standard input (base64, 32 bytes); the current one comes from SOMAGENT_MASTER_KEY, "
                          "SOMAGENT_MASTER_KEY_FILE or data/master.key")
     rot.set_defaults(func=_rotate_master_key)
+    from voice.capsules_cli import add_parser as add_capsules
+
+    add_capsules(sub)
     return parser
 
 

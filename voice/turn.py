@@ -484,6 +484,8 @@ class TurnController:
                     item_id=item.id, content_index=0, transcript=transcript,
                     usage={"type": "duration", "seconds": round(audio_s, 3)},
                     logprobs=word_logprobs(final) if self._config().wants_logprobs() else None))
+                if final is not None:
+                    self._router.feedback.transcribed(turn.asr_model, final.confidence, self.ctx, item.id)
                 if final is not None and (final.words or final.confidence is not None):
                     self._emit(ev.TranscriptionWords(
                         item_id=item.id, model=turn.asr_model, audio_start_ms=turn.audio_start_ms,
@@ -500,7 +502,7 @@ class TurnController:
             self.start_response(self.default_options(), metrics=metrics)
         self.metrics.append(metrics)
         if not turn.create_response:
-            self._emit(metrics.event())
+            self._report(metrics)
 
     # -- responses ----------------------------------------------------------------------------
     def default_options(self, overrides: ResponseParams | None = None,
@@ -545,10 +547,15 @@ class TurnController:
         await asyncio.wait([task])  # its outcome is in the response's own events; this waits for the end only
         self._runs.discard(run)
         if metrics is not None:
-            self._emit(metrics.event())
+            self._report(metrics)
         self._emit(ev.RateLimitsUpdated(rate_limits=[
             {"name": "requests", "limit": self.max_responses, "remaining": self.responses_left,
              "reset_seconds": 0.0}]))
+
+    def _report(self, metrics: TurnMetrics) -> None:
+        """A turn's latency per stage: to the client (`somagent.turn.metrics`) and to `conversation.events`."""
+        self._emit(metrics.event())
+        self._router.feedback.turn(self.ctx, metrics.item_id, metrics.breakdown(), metrics.asr_model)
 
     async def _wait_idle_response(self) -> None:
         run = self.response

@@ -242,8 +242,8 @@ class CapsuleRunner:
         blocks, rate = [], SAMPLE_RATE
         began = time.perf_counter()
         first = None
-        async for pcm, rate in self.router.synthesize(item.text, CAPSULE_CTX, only=model):
-            first = first if first is not None else time.perf_counter()
+        async for pcm, block_rate in self.router.synthesize(item.text, CAPSULE_CTX, only=model):
+            first, rate = (first if first is not None else time.perf_counter()), block_rate
             blocks.append(np.asarray(pcm, dtype=np.int16))
         latency = (time.perf_counter() - began) * 1000.0
         audio = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)

@@ -185,6 +185,24 @@ async def test_open_breaker_moves_a_sticky_conversation(clock: ManualClock) -> N
     assert sel.chosen != "cheap" and "circuit open" in sel.rationale
 
 
+async def test_a_failover_below_the_quality_floor_keeps_no_conversation(clock: ManualClock) -> None:
+    from router.sticky import StickyChoice
+
+    r = _router(clock)
+    _fresh(r)
+    await r.admin.put_persona("p", {"min_quality": 0.75}, "t")
+    ctx = CallContext(persona="p", conversation_id="conv")
+    assert r.select(Role.DIALOGUE, ctx).chosen == "mid"  # cheap (0.7) is below the floor
+    # mid failed mid-call and cheap answered: failover stuck the conversation to it
+    r.sticky.put(StickyChoice("conv", Role.DIALOGUE, "cheap", r.state.version, "failover", clock(), None, "p"))
+    sel = r.select(Role.DIALOGUE, ctx)
+    assert sel.chosen == "mid" and "below the persona's quality floor" in sel.rationale
+    # a sticky choice the persona may have (no floor) is kept
+    r.sticky.put(StickyChoice("conv2", Role.DIALOGUE, "cheap", r.state.version, "failover", clock(), None, None))
+    kept = r.select(Role.DIALOGUE, CallContext(conversation_id="conv2"))
+    assert (kept.chosen, kept.source) == ("cheap", "sticky")
+
+
 async def test_configuration_change_releases_sticky_choices(clock: ManualClock) -> None:
     r = _router(clock, auto=False)
     ctx = CallContext(conversation_id="conv")

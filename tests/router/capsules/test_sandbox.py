@@ -18,7 +18,8 @@ async def test_each_test_block_counts():
 
 async def test_broken_code_fails_every_test():
     outcome = await run_tests("def add(a, b) return", TESTS)
-    assert (outcome.passed, outcome.failed) == (0, 3) and outcome.error.startswith("solution:") and "SyntaxError" in outcome.error
+    assert (outcome.passed, outcome.failed) == (0, 3)
+    assert outcome.error.startswith("solution:") and "SyntaxError" in outcome.error
 
 
 async def test_the_network_processes_and_foreign_files_are_refused(tmp_path: Path):
