@@ -33,6 +33,7 @@ class RunRow:
     started_at: float
     finished_at: float | None
     summary: dict[str, Any] | None
+    profile: dict[str, Any] | None = None  # the role's profile in the mode when the run started
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

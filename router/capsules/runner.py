@@ -119,7 +119,8 @@ class CapsuleRunner:
                 if entry is None or not entry.serves(role):
                     raise RunError(f"model {name!r} does not serve role {role.value!r}")
             row = RunRow(run_id or uuid.uuid4().hex[:16], capsule.name, capsule.version, capsule.digest, role.value,
-                         mode.value, seed, names, purpose, "running", self.router.clock(), None, None)
+                         mode.value, seed, names, purpose, "running", self.router.clock(), None, None,
+                         self.router.state.profile(role, mode).to_dict())
             await asyncio.to_thread(self.results.start_run, row)
         total = len(row.models) * len(capsule.items)
         resumed, count = len(done), 0

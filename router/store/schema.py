@@ -155,6 +155,7 @@ benchmark_runs_t = sa.Table(
     sa.Column("mode", sa.String(32), nullable=False),
     sa.Column("seed", sa.Integer, nullable=False),
     sa.Column("models", sa.JSON, nullable=False),
+    sa.Column("profile", sa.JSON, nullable=True),  # the role's profile when the run started
     sa.Column("purpose", sa.String(16), nullable=False),  # manual | scheduled | gate | api
     sa.Column("status", sa.String(16), nullable=False),  # running | done | failed
     sa.Column("started_at", sa.Float, nullable=False),

@@ -30,7 +30,7 @@ async def test_probe_calls_record_telemetry_and_serve_as_half_open_trials(
     attempt = await probe(router, Role.DIALOGUE, "backup", PROBE_REQUEST)
     assert attempt is not None and attempt.outcome is Outcome.OK and attempt.units_out == 1
     assert fake_chat.requests_for("backup")[0].body["max_tokens"] == 1
-    router._record_attempt(Role.DIALOGUE, CallContext(), attempt, source="probe")
+    router._record_attempt(Role.DIALOGUE, CallContext(source="probe"), attempt)
     assert due_probes(router, 60.0) == [(Role.DIALOGUE, "primary")]
     breaker = router.breakers.get("primary")
     for _ in range(router.state.policy.breaker.min_calls):

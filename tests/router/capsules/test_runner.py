@@ -70,6 +70,7 @@ async def test_the_run_is_stored_and_a_stopped_run_resumes_where_it_left_off(rou
         await runner.run(capsule, role=Role.DIALOGUE, models=["weak", "oracle"], seed=7, progress=stop_after_three)
     [row] = results.runs(status="running")
     assert (row.seed, row.models, row.mode, row.digest) == (7, ["weak", "oracle"], "test", capsule.digest)
+    assert row.profile["primary"] == "weak" and row.profile["fallbacks"] == ["oracle"]  # what it ran under
     assert len(results.items(row.id)) == 3
     fake_chat.reset()
     from tests.router.capsules.conftest import guesses, knows

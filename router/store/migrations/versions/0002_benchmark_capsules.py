@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(32), nullable=False),
         sa.Column("seed", sa.Integer, nullable=False),
         sa.Column("models", sa.JSON, nullable=False),
+        sa.Column("profile", sa.JSON, nullable=True),
         sa.Column("purpose", sa.String(16), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("started_at", sa.Float, nullable=False),
