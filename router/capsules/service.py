@@ -1,6 +1,8 @@
 """The benchmark loop's parts, composed over a router: capsule library, results, runner, regression watch,
-promotion gate and the schedule. The voice server and the CLI build one (`Benchmarks.build`); the router itself
-knows none of it (it only holds the quality aggregates the runs feed)."""
+promotion gate and the schedule. The voice app and the CLI build one (`Benchmarks(router)`, started once the
+router is); the router itself knows none of it (it only holds the quality aggregates the runs feed). Under
+`serve --workers N` the schedule runs in worker 0, and every worker adopts the runs the others finish (their
+`slm.benchmark.results` events, relayed by the bus)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from router.capsules.regressions import RegressionWatch
 from router.capsules.results import BenchmarkResults
 from router.capsules.runner import CapsuleRunner, Progress, RunReport
 from router.capsules.schedule import Schedule
+from router.events import Subscription, Topic
 from router.modes import DeploymentMode
 from router.roles import Role
 
@@ -62,6 +65,7 @@ class Benchmarks:
         self._lock = asyncio.Lock()  # one run at a time: runs load models and compete for the same CPUs
         self._tasks = TaskSet()  # the schedule and the API's background runs
         self.jobs: dict[str, dict[str, Any]] = {}  # background runs the API started: status and run ids
+        self._results_sub: Subscription | None = None
 
     @property
     def results(self) -> BenchmarkResults:
@@ -82,12 +86,31 @@ class Benchmarks:
         self.gate = PromotionGate(self.router, self.runner, self.library, results)
         await self.library.load()
         await self.restore_quality()
+        # runs finished by another worker process (the bus relays them): their figures here too
+        self._results_sub = self.router.bus.subscribe({Topic.BENCHMARK_RESULTS}, maxsize=100)
+        self._tasks.create_task(self._adopt_others(), name="capsules-adopt")
         self.started = True
         if schedule and self.settings.schedule is not None:
             self._tasks.create_task(self._scheduled(), name="capsules-schedule")
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
+        if self._results_sub is not None:
+            self._results_sub.close()
+
+    async def _adopt_others(self) -> None:
+        assert self._results_sub is not None
+        async for event in self._results_sub:
+            if event.origin != self.router.bus.instance_id:  # this process's own runs are applied by the runner
+                self.adopt(event.payload)
+
+    def adopt(self, payload: Mapping[str, Any]) -> None:
+        """A finished run's figures (a `slm.benchmark.results` payload) into this process's aggregates."""
+        role = Role(payload["role"])
+        for model, s in (payload.get("summary") or {}).items():
+            self.router.state.quality.set_measured(role, model, payload["capsule"], s["quality"])
+        if role in self.router.state.policy.profiles.profiles:
+            self.router.rescore(role, publish=False)
 
     async def restore_quality(self) -> None:
         """Measured quality survives a restart: the newest finished run of each capsule per model."""

@@ -3,6 +3,7 @@ stopped run resumes), publishes the results and moves the scores the router sele
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,15 @@ def test_the_shipped_capsules_cover_every_role_and_load(tmp_path: Path):
     capsules = load_dir(shipped_dir())
     assert {r for c in capsules for r in c.roles} == set(Role)
     assert {c.kind for c in capsules} == {"text", "code", "transcription", "synthesis"}
+
+
+async def test_a_run_finished_in_another_worker_is_adopted(router, benchmarks):
+    from router.events import Event
+
+    payload = {"role": "dialogue", "capsule": "quiz", "summary": {"weak": {"quality": 0.11}}}
+    router.bus.deliver(Event(Topic.BENCHMARK_RESULTS, payload, origin="bus_other_worker"))
+    for _ in range(100):  # bounded: the adopting task runs on the next loop turns
+        if router.state.quality.measured(Role.DIALOGUE, "weak") is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert router.scores_for(Role.DIALOGUE).by_model["weak"].stats.quality == pytest.approx(0.11)
