@@ -79,8 +79,11 @@ def benchmark_routes(service: AdminService, benchmarks: Benchmarks) -> APIRouter
 
     @api.post("/v1/router/capsules/runs", status_code=202)
     async def start_run(body: RunBody, actor: Actor) -> dict[str, Any]:
-        if not await benchmarks.library.for_role(body.role):
+        capsules = await benchmarks.library.for_role(body.role)
+        if not capsules:
             raise AdminError(404, f"no capsule measures role {body.role.value!r}")
+        if body.capsule is not None and body.capsule not in {c.name for c in capsules}:
+            raise AdminError(404, f"no capsule {body.capsule!r} measures role {body.role.value!r}")
         if benchmarks.busy:
             raise AdminError(409, "a capsule run is in progress; try again when it is done")
         for name in body.models or []:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from dsp import resample
 from tests.voice.kit import MS_PER_CHAR, decode_output, speech_clip, voice_session
@@ -529,3 +530,28 @@ async def test_a_persona_set_by_policy_outlives_updates_that_name_none():
         await kit.send({"type": "session.update", "session": {"somagent": {"persona": "sales"}}})
         await kit.until("session.updated")
         assert kit.session.ctx.persona == "sales"  # one that names it sets it
+
+
+async def test_a_live_turn_feeds_the_quality_aggregates_and_conversation_events():
+    """The recogniser's confidence is the turn's WER proxy (into the model's live quality) and the turn's latency
+    per stage goes to `conversation.events`, with the session's conversation and tenant."""
+    from router.events import Topic
+    from router.roles import Role
+
+    async with voice_session(transcripts=["turn on the lights"], replies=["Done."]) as kit:
+        sub = kit.router.bus.subscribe({Topic.CONVERSATION})
+        await kit.next()
+        await kit.speak()
+        await kit.until("response.done")
+        for _ in range(50):  # bounded: the turn's metrics follow its response
+            if sub.queue.qsize() >= 2:
+                break
+            await asyncio.sleep(0.01)
+        events = [sub.queue.get_nowait().payload for _ in range(sub.queue.qsize())]
+        quality = next(e for e in events if e["event"] == "transcription.quality")
+        assert (quality["model"], quality["confidence"], quality["wer_proxy"]) == ("scripted-asr", 0.9, 0.1)
+        assert quality["session_id"] == kit.session.ctx.session_id
+        latency = next(e for e in events if e["event"] == "turn.latency")
+        assert latency["item_id"] == quality["item_id"] and "voice_to_voice_ms" in latency["stages_ms"]
+        live = kit.router.state.quality.live[(Role.SPEECH_RECOGNITION, "scripted-asr")]
+        assert live.n == 1 and live.mean == pytest.approx(0.9)

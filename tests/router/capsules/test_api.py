@@ -63,6 +63,8 @@ async def test_a_run_started_through_the_api_is_polled_and_read_back(client):  #
     bad = await client.post("/v1/router/capsules/runs", json={"role": "dialogue", "models": ["nope"]}, headers=AUTH)
     assert bad.status_code == 422
     assert (await client.get("/v1/router/capsules/jobs/nope", headers=AUTH)).status_code == 404
+    other = await client.post("/v1/router/capsules/runs", json={"role": "dialogue", "capsule": "nope"}, headers=AUTH)
+    assert other.status_code == 404 and "no capsule 'nope'" in other.json()["detail"]
 
 
 async def test_work_items_are_listed_and_closed(client, benchmarks, capsule, fake_chat, clock):  # noqa: ANN001
