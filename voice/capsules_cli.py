@@ -153,10 +153,8 @@ async def _schedule(b: Benchmarks, args: argparse.Namespace) -> int:
         return 0
     schedule = b.settings.schedule or Schedule.parse("nightly")
     print(f"capsules run {schedule.describe()}; ^C to stop")
-    while True:
-        await asyncio.sleep(max(0.0, schedule.next_after(b.router.clock()) - b.router.clock()))
-        for report in await b.run_all():
-            _print_report(report, False)
+    await b.run_on_schedule(schedule, lambda reports: [_print_report(r, False) for r in reports])
+    return 0
 
 
 async def _report(b: Benchmarks, args: argparse.Namespace) -> int:

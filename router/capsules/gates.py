@@ -71,16 +71,11 @@ def judge(reports: list[RunReport], model: str, thresholds: Thresholds) -> list[
 
 
 class PromotionGate:
-    def __init__(self, router: Any, runner: CapsuleRunner, library: CapsuleLibrary, results: BenchmarkResults,
-                 thresholds: dict[Role, Thresholds] | None = None) -> None:
+    def __init__(self, router: Any, runner: CapsuleRunner, library: CapsuleLibrary, results: BenchmarkResults) -> None:
         self.router = router
         self.runner = runner
         self.library = library
         self.results = results
-        self.thresholds = thresholds or {}
-
-    def _thresholds(self, role: Role) -> Thresholds:
-        return self.thresholds.get(role) or thresholds_for(role)
 
     async def propose(self, role: Role, model: str, actor: str, mode: DeploymentMode | None = None) -> Promotion:
         entry = self.router.catalog.get(model)
@@ -89,7 +84,7 @@ class PromotionGate:
         mode = mode or self.router.state.mode
         capsules = await self.library.for_role(role)
         reports = [await self.runner.run(c, role=role, models=[model], mode=mode, purpose="gate") for c in capsules]
-        limits = self._thresholds(role)
+        limits = thresholds_for(role)
         reasons = judge(reports, model, limits)
         verdict = {"thresholds": limits.to_dict(), "reasons": reasons,
                    "runs": [{"run_id": r.id, "capsule": r.run.capsule, "version": r.run.version,

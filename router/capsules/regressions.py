@@ -32,8 +32,8 @@ MOS = ("ovrl_mos", "mos_lqo")
 
 class RegressionWatch:
     def __init__(self, results: BenchmarkResults, bus: EventBus, clock: Any, *, tolerance: float = 0.05,
-                 latency_tolerance: float = 0.5, latency_floor_ms: float = 100.0, webhook_url: str | None = None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 latency_tolerance: float = 0.5, latency_floor_ms: float = 100.0,
+                 webhook_url: str | None = None) -> None:
         self.results = results
         self.bus = bus
         self.clock = clock
@@ -41,7 +41,6 @@ class RegressionWatch:
         self.latency_tolerance = latency_tolerance
         self.latency_floor_ms = latency_floor_ms
         self.webhook_url = webhook_url
-        self._client = client
 
     def drops(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
         """The regressed metrics of one model: name -> {before, after}."""
@@ -94,11 +93,8 @@ class RegressionWatch:
         if not self.webhook_url:
             return
         try:
-            if self._client is not None:
-                response = await self._client.post(self.webhook_url, json={"work_item": item.to_dict()})
-            else:
-                async with httpx.AsyncClient(timeout=5.0) as client:
-                    response = await client.post(self.webhook_url, json={"work_item": item.to_dict()})
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.post(self.webhook_url, json={"work_item": item.to_dict()})
             response.raise_for_status()
         except httpx.HTTPError as exc:  # the item is stored and published; the webhook is a courtesy
             log.warning("posting work item %s to the regression webhook failed: %s", item.id, exc)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ class Benchmarks:
         self._tasks.create_task(self._adopt_others(), name="capsules-adopt")
         self.started = True
         if schedule and self.settings.schedule is not None:
-            self._tasks.create_task(self._scheduled(), name="capsules-schedule")
+            self._tasks.create_task(self.run_on_schedule(self.settings.schedule), name="capsules-schedule")
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
@@ -169,15 +169,17 @@ class Benchmarks:
             reports += await self.run_role(role, purpose=purpose)
         return reports
 
-    async def _scheduled(self) -> None:
-        schedule = self.settings.schedule
-        assert schedule is not None
+    async def run_on_schedule(self, schedule: Schedule,
+                              on_done: Callable[[list[RunReport]], None] | None = None) -> None:
+        """Every role's capsules at each scheduled time, for ever (the server's task, the CLI's `schedule`)."""
         log.info("capsules run %s", schedule.describe())
         while True:
-            wait = max(0.0, schedule.next_after(self.router.clock()) - self.router.clock())
-            await asyncio.sleep(wait)
+            await asyncio.sleep(max(0.0, schedule.next_after(self.router.clock()) - self.router.clock()))
             try:
                 reports = await self.run_all()
-                log.info("scheduled capsule runs done: %s", ", ".join(r.id for r in reports))
             except Exception:
                 log.exception("a scheduled capsule run failed; the next one is on schedule")
+                continue
+            log.info("scheduled capsule runs done: %s", ", ".join(r.id for r in reports))
+            if on_done is not None:
+                on_done(reports)

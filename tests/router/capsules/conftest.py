@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from router.capsules.api import benchmark_routes
 from router.capsules.capsule import Capsule
 from router.capsules.service import Benchmarks, BenchmarkSettings
 from router.clock import ManualClock
@@ -69,6 +72,15 @@ async def router(fake_chat: FakeChatServer, tmp_path: Path, clock: ManualClock) 
     await router.start(warm_speech=False)
     yield router
     await router.aclose()
+
+
+@pytest.fixture
+async def client(router: ModelRouter, benchmarks: Benchmarks) -> AsyncIterator[httpx.AsyncClient]:
+    """The benchmark routes over the router, as the voice app mounts them."""
+    app = FastAPI()
+    app.include_router(benchmark_routes(router, benchmarks))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://admin") as c:
+        yield c
 
 
 @pytest.fixture

@@ -4,24 +4,11 @@ background and read back, the quality aggregates and work items, all behind the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import httpx
-import pytest
-from fastapi import FastAPI
-
-from router.capsules.api import benchmark_routes
 from tests.router.capsules.conftest import ADMIN_KEY, TEXT_CAPSULE
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
-
-@pytest.fixture
-async def client(router, benchmarks) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
-    app = FastAPI()
-    app.include_router(benchmark_routes(router, benchmarks))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://admin") as c:
-        yield c
 
 
 async def test_capsules_are_added_once_per_version(client, benchmarks, router):  # noqa: ANN001

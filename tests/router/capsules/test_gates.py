@@ -3,13 +3,9 @@ that passes; promotion needs an explicit approval, which writes the profile, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from router.capsules.api import benchmark_routes
 from router.events import Topic
 from router.roles import Role
 from tests.router.capsules.conftest import ADMIN_KEY
@@ -17,13 +13,6 @@ from tests.router.router_testkit import drain
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}", "X-Actor": "dana"}
 
-
-@pytest.fixture
-async def client(router, benchmarks) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
-    app = FastAPI()
-    app.include_router(benchmark_routes(router, benchmarks))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://admin") as c:
-        yield c
 
 
 async def audit_actions(client: httpx.AsyncClient) -> list[tuple[str, str, str]]:

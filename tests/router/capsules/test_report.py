@@ -6,12 +6,9 @@ from __future__ import annotations
 import csv
 import io
 
-import httpx
 import numpy as np
 import pypdfium2
-from fastapi import FastAPI
 
-from router.capsules.api import benchmark_routes
 from router.capsules.report import drift_points, pdf_report
 from router.roles import Role
 from tests.router.capsules.conftest import ADMIN_KEY, guesses
@@ -19,30 +16,27 @@ from tests.router.capsules.conftest import ADMIN_KEY, guesses
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-async def test_reports_of_a_role_and_period(router, benchmarks, capsule, fake_chat, clock):  # noqa: ANN001
+async def test_reports_of_a_role_and_period(client, benchmarks, capsule, fake_chat, clock):  # noqa: ANN001
     await benchmarks.runner.run(capsule, role=Role.DIALOGUE)
     clock.advance(86400)
     fake_chat.answer("oracle", guesses)
     await benchmarks.runner.run(capsule, role=Role.DIALOGUE)
-    app = FastAPI()
-    app.include_router(benchmark_routes(router, benchmarks))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://admin") as client:
-        got = await client.get("/v1/router/reports.csv", params={"role": "dialogue"}, headers=AUTH)
-        assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
-        table = list(csv.DictReader(io.StringIO(got.text)))
-        assert [(r["model"], r["capsule"]) for r in table] == [("weak", "quiz"), ("oracle", "quiz")] * 2
-        assert float(table[1]["quality"]) > 0.9 > float(table[3]["quality"])  # the oracle's drop
-        assert {"refusal_accuracy", "latency_p95_ms", "chrf", "seed", "version"} <= set(table[0])
-        later = await client.get("/v1/router/reports.csv", headers=AUTH,
-                                 params={"role": "dialogue", "since": str(clock() - 3600)})
-        assert len(list(csv.DictReader(io.StringIO(later.text)))) == 2  # the period: the second run alone
-        empty = await client.get("/v1/router/reports.csv", params={"role": "code"}, headers=AUTH)
-        assert empty.text.splitlines()[0].startswith("run_id,")  # a header, no rows
-        pdf = await client.get("/v1/router/reports.pdf", params={"role": "dialogue"}, headers=AUTH)
-        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-        bad = await client.get("/v1/router/reports.pdf", params={"role": "dialogue", "since": "yesterday"},
-                               headers=AUTH)
-        assert bad.status_code == 422
+    got = await client.get("/v1/router/reports.csv", params={"role": "dialogue"}, headers=AUTH)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(got.text)))
+    assert [(r["model"], r["capsule"]) for r in table] == [("weak", "quiz"), ("oracle", "quiz")] * 2
+    assert float(table[1]["quality"]) > 0.9 > float(table[3]["quality"])  # the oracle's drop
+    assert {"refusal_accuracy", "latency_p95_ms", "chrf", "seed", "version"} <= set(table[0])
+    later = await client.get("/v1/router/reports.csv", headers=AUTH,
+                             params={"role": "dialogue", "since": str(clock() - 3600)})
+    assert len(list(csv.DictReader(io.StringIO(later.text)))) == 2  # the period: the second run alone
+    empty = await client.get("/v1/router/reports.csv", params={"role": "code"}, headers=AUTH)
+    assert empty.text.splitlines()[0].startswith("run_id,")  # a header, no rows
+    pdf = await client.get("/v1/router/reports.pdf", params={"role": "dialogue"}, headers=AUTH)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    bad = await client.get("/v1/router/reports.pdf", params={"role": "dialogue", "since": "yesterday"},
+                           headers=AUTH)
+    assert bad.status_code == 422
     doc = pypdfium2.PdfDocument(pdf.content)
     try:
         assert len(doc) == 2  # the summary table, then the capsule's trends

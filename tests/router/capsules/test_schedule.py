@@ -32,3 +32,25 @@ def test_other_schedules():
 def test_what_is_not_a_schedule_is_refused(bad):  # noqa: ANN001
     with pytest.raises(ValueError, match="SOMAGENT_CAPSULES_SCHEDULE"):
         Schedule.parse(bad)
+
+
+async def test_the_server_runs_every_roles_capsules_on_schedule(router, tmp_path):  # noqa: ANN001
+    import asyncio
+    import json
+
+    from router.capsules.service import Benchmarks, BenchmarkSettings
+    from tests.router.capsules.conftest import TEXT_CAPSULE
+
+    (tmp_path / "quiz.json").write_text(json.dumps(TEXT_CAPSULE))
+    benchmarks = Benchmarks(router, BenchmarkSettings(tmp_path, Schedule(every_s=0.05)))
+    await benchmarks.start()  # schedule on, as in the server
+    try:
+        for _ in range(200):  # bounded
+            runs = benchmarks.results.runs()
+            if len(runs) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(runs) >= 2 and {r.purpose for r in runs} == {"scheduled"}
+        assert {r.capsule for r in runs} == {"quiz"} and runs[0].models == ["weak", "oracle"]
+    finally:
+        await benchmarks.aclose()
