@@ -45,7 +45,6 @@ from adapters.errors import AdapterError
 from adapters.llm.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatUsage
 from benchmarks.virtual_time import VirtualTimeLoop
 from router.capsules.capsule import Capsule, shipped_dir
-from router.capsules.results import BenchmarkResults
 from router.capsules.runner import CapsuleRunner
 from router.catalog import Catalog, ModelEntry, Unit
 from router.clock import Clock
@@ -64,6 +63,7 @@ from router.settings import RouterSettings
 from router.sticky import StickyChoice
 from router.store import RouterStore
 from router.store.aggregates import RollupBuckets
+from router.store.benchmarks import BenchmarkResults
 from router.telemetry import CallRecord, Outcome
 
 SEED = 20250101

@@ -8,8 +8,10 @@
 - `POST /v1/router/promotions` `{role, model, mode?}` (runs the gate), `GET /v1/router/promotions`,
   `POST /v1/router/promotions/{id}/approve`, `POST /v1/router/promotions/{id}/stage` `{tenant}`.
 - `GET /v1/router/reports.csv|.pdf?role&since&until`: the runs of a role and period.
-"""
 
+No `from __future__ import annotations` here: FastAPI reads the route signatures' `Actor` (a local alias) at
+definition time.
+"""
 
 import asyncio
 from typing import Annotated, Any

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from router.capsules.library import CapsuleLibrary
-from router.capsules.results import BenchmarkResults, Promotion
 from router.capsules.runner import CapsuleRunner, RunReport
 from router.events import Topic
 from router.modes import DeploymentMode
 from router.roles import Role
+from router.store.benchmarks import BenchmarkResults, Promotion
 
 
 class GateError(Exception):

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 from router.capsules.capsule import Capsule, CapsuleError, load_dir, shipped_dir
-from router.capsules.results import BenchmarkResults
 from router.roles import Role
+from router.store.benchmarks import BenchmarkResults
 
 
 class CapsuleLibrary:

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from router.capsules.results import BenchmarkResults, RunRow, WorkItem
 from router.capsules.runner import RunReport
 from router.events import EventBus, Topic
+from router.store.benchmarks import BenchmarkResults, RunRow, WorkItem
 
 log = logging.getLogger(__name__)
 

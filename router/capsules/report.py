@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from router.capsules.results import RunRow
+from router.store.benchmarks import RunRow
 
 BASE_COLUMNS = ("run_id", "finished_at", "capsule", "version", "role", "mode", "purpose", "seed", "model",
                 "quality", "items", "failures")

@@ -27,13 +27,13 @@ from adapters.llm.base import ChatMessage, ChatRequest, ToolSpec
 from dsp import resample
 from router.capsules.capsule import Capsule, CodeItem, SynthesisItem, TextItem, TranscriptionItem
 from router.capsules.metrics import percentile, refused, score_text, speech_errors
-from router.capsules.results import BenchmarkResults, RunRow
 from router.capsules.sandbox import extract_code, run_tests
 from router.capsules.speech import synthesis_scores
 from router.context import CallContext
 from router.events import Topic
 from router.modes import DeploymentMode
 from router.roles import Role
+from router.store.benchmarks import BenchmarkResults, RunRow
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from router.capsules.capsule import shipped_dir
 from router.capsules.gates import PromotionGate
 from router.capsules.library import CapsuleLibrary
 from router.capsules.regressions import RegressionWatch
-from router.capsules.results import BenchmarkResults
 from router.capsules.runner import CapsuleRunner, Progress, RunReport
 from router.capsules.schedule import Schedule
 from router.events import Subscription, Topic
 from router.modes import DeploymentMode
 from router.roles import Role
+from router.store.benchmarks import BenchmarkResults
 
 log = logging.getLogger(__name__)
 

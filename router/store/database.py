@@ -151,7 +151,7 @@ class RouterStore:
                 yield conn
 
     def transaction(self) -> AbstractContextManager[Connection]:
-        """A write transaction for the store's neighbours that keep their own tables (router.capsules.results)."""
+        """A write transaction for the store's neighbours that keep their own tables (router.store.benchmarks)."""
         return self._tx()
 
     def reading(self) -> AbstractContextManager[Connection]:

@@ -10,13 +10,13 @@ import pytest
 
 from adapters.asr.faster_whisper import FasterWhisperConfig, bundled_model_dir
 from router.capsules.capsule import Capsule, shipped_dir
-from router.capsules.results import BenchmarkResults
 from router.capsules.runner import CapsuleRunner, RunError
 from router.context import CallContext
 from router.defaults import POCKETSPHINX, WHISPER, LocalModels, build_default_router
 from router.events import Topic
 from router.personas import PersonaSLA
 from router.roles import Role
+from router.store.benchmarks import BenchmarkResults
 from tests.router.fake_chat_server import FakeChatServer
 from tests.router.router_testkit import drain
 

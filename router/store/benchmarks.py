@@ -1,6 +1,6 @@
-"""Where capsule runs live: the router's database (SQLite or PostgreSQL, the same store and migrations), or an
-in-memory SQLite database when the router runs without one. Synchronous, like the store: callers use
-`asyncio.to_thread`.
+"""Where benchmark capsule runs (router/capsules) live: the router's database (SQLite or PostgreSQL, the same
+store and migrations), or an in-memory SQLite database when the router runs without one. Synchronous, like the
+store: callers use `asyncio.to_thread`.
 
 A run's items are written as they finish, so a run that stopped (a crash, ^C) resumes where it left off: the
 runner skips every (model, item) already stored under the run's id.
@@ -13,8 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from router.store import RouterStore
-from router.store.database import jsonable
+from router.store.database import RouterStore, jsonable
 from router.store.schema import benchmark_items_t, benchmark_runs_t, capsules_t, promotions_t, work_items_t
 
 

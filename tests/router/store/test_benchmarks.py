@@ -1,10 +1,10 @@
-"""router/capsules/results.py on SQLite and PostgreSQL: runs, their items, work items opened once, promotions
+"""router/store/benchmarks.py on SQLite and PostgreSQL: runs, their items, work items opened once, promotions
 decided once, capsule versions immutable."""
 
 from __future__ import annotations
 
-from router.capsules.results import BenchmarkResults, Promotion, RunRow, WorkItem
 from router.store import RouterStore
+from router.store.benchmarks import BenchmarkResults, Promotion, RunRow, WorkItem
 
 
 def test_the_tables_round_trip_on_both_databases(db_url: str) -> None:
