@@ -125,11 +125,12 @@ class CapsuleRunner:
         total = len(row.models) * len(capsule.items)
         resumed, count = len(done), 0
         for model in row.models:
-            await self.router.catalog.adapter(model).start()  # loaded once; a measured call pays no start-up
+            unavailable = await self._start(model)  # loaded once: a measured call pays no start-up
             for item in capsule.items:
                 count += 1
                 if (model, item.id) not in done:
-                    result = await self._item(capsule, role, model, item)
+                    result = ({"ok": False, "score": 0.0, "metrics": {}, "error": unavailable} if unavailable
+                              else await self._item(capsule, role, model, item))
                     await asyncio.to_thread(self.results.put_item, row.id, model, item.id, self.router.clock(),
                                             result)
                     done[(model, item.id)] = result
@@ -155,6 +156,17 @@ class CapsuleRunner:
         for name, s in report.summaries.items():
             self.router.state.quality.set_measured(role, name, report.run.capsule, s.quality)
         self.router.rescore(role)
+
+    async def _start(self, model: str) -> str | None:
+        """None when the model is up; else why not (its items then score 0, and the run goes on)."""
+        try:
+            await self.router.catalog.adapter(model).start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("capsule run: %s did not start: %s", model, exc)
+            return f"did not start: {exc}"[:300]
+        return None
 
     # -- one item -------------------------------------------------------------------------------
     async def _item(self, capsule: Capsule, role: Role, model: str, item: Any) -> dict[str, Any]:

@@ -148,3 +148,17 @@ async def test_a_run_finished_in_another_worker_is_adopted(router, benchmarks):
             break
         await asyncio.sleep(0.01)
     assert router.scores_for(Role.DIALOGUE).by_model["weak"].stats.quality == pytest.approx(0.11)
+
+
+async def test_a_model_that_cannot_start_scores_zero_and_the_others_are_measured(router, benchmarks, capsule):
+    adapter = router.catalog.adapter("weak")
+
+    async def broken() -> None:
+        raise RuntimeError("model directory missing")
+
+    adapter.start = broken  # the instance's own start fails, as a missing model directory makes it
+    report = await benchmarks.runner.run(capsule, role=Role.DIALOGUE)
+    assert report.summaries["weak"].quality == 0.0 and report.summaries["weak"].failures == 5
+    assert report.summaries["oracle"].quality > 0.9 and report.run.status == "done"
+    items = benchmarks.results.items(report.id)
+    assert items[("weak", "capital")]["error"] == "did not start: model directory missing"
