@@ -45,6 +45,7 @@ class BackgroundRecognition:
         self._wake = asyncio.Event()
         self._speculate = False
         self._closing = False
+        self._quiet = False  # the newest audio is silence: no new partial (it would hold up the final)
         self.lagging = False
         self.lag_episodes = 0
         self.dropped_samples = 0
@@ -61,9 +62,13 @@ class BackgroundRecognition:
         """Audio handed to this stream and not yet recognised."""
         return (self._pending_samples + self._inflight_samples) / SAMPLE_RATE
 
-    def push(self, pcm: np.ndarray) -> None:
+    def push(self, pcm: np.ndarray, *, voiced: bool = True) -> None:
+        """`voiced=False` for the silence inside or after an utterance: it goes to the recogniser, but starts no
+        partial decode, so that a speculative final after a pause finds the recogniser free rather than busy with
+        a partial of the same words."""
         if self.error is not None or self._closing:
             return
+        self._quiet = not voiced
         if self._pending_samples >= MAX_BACKLOG_S * SAMPLE_RATE:
             self.dropped_samples += len(pcm)
             return
@@ -107,7 +112,7 @@ class BackgroundRecognition:
                 self._pending.clear()
                 self._inflight_samples, self._pending_samples = len(chunk), 0
                 try:
-                    partial = await self._stream.push(chunk, partial=not (self.lagging or self._closing))
+                    partial = await self._stream.push(chunk, partial=not (self.lagging or self._closing or self._quiet))
                 except AdapterError as exc:
                     log.warning("recognition failed mid-utterance: %s", exc)
                     self.error = exc

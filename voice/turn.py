@@ -276,7 +276,7 @@ class TurnController:
         elif isinstance(event, SpeechStopped):
             await self._speech_stopped(event)
         elif was_speaking:
-            self._push(frame)
+            self._push(frame, voiced)
             if self._stream is not None:
                 self._speculation(ep, voiced)
             # echo gate: a held onset whose speech proves clearly louder than the echo is a barge-in after all
@@ -350,9 +350,9 @@ class TurnController:
         )
         self._asr_model = stream.model
 
-    def _push(self, frame: np.ndarray) -> None:
+    def _push(self, frame: np.ndarray, voiced: bool = True) -> None:
         if self._stream is not None:
-            self._stream.push(frame)
+            self._stream.push(frame, voiced=voiced)
 
     async def _speech_started(self, event: SpeechStarted) -> None:
         self._open_stream()

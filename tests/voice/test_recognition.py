@@ -76,3 +76,20 @@ async def test_a_stream_that_keeps_up_never_reports_lag():
         await asyncio.sleep(0)
     await rec.finish()
     assert lagging == [] and rec.lag_episodes == 0
+
+
+async def test_silence_goes_to_the_recogniser_without_starting_a_partial():
+    """A pause's audio is recognised with the rest, but asks for no partial decode: the final that follows a pause
+    should find the recogniser free."""
+    stream = _GatedStream()
+    rec = BackgroundRecognition(stream, lambda p: None)
+    stream.gate.set()
+    rec.push(FRAME)
+    await _until(lambda: len(stream.pushes) == 1)
+    rec.push(FRAME, voiced=False)
+    await _until(lambda: len(stream.pushes) == 2)
+    rec.push(FRAME)  # speech again: partials again
+    await _until(lambda: len(stream.pushes) == 3)
+    assert [want for _, want in stream.pushes] == [True, False, True]
+    assert stream.samples == 3 * 320
+    await rec.finish()
