@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -38,12 +38,11 @@ def _dnsmos(pcm: np.ndarray, rate: int) -> dict[str, float]:
 
 class QualityFeedback:
     def __init__(self, state: RoutingState, bus: EventBus, *, sample_every: int = SAMPLE_EVERY,
-                 max_in_flight: int = 1, score: Callable[[np.ndarray, int], Mapping[str, float]] = _dnsmos) -> None:
+                 max_in_flight: int = 1) -> None:
         self._state = state
         self._bus = bus
         self.sample_every = sample_every  # 0: no synthesis sampling
         self._max_in_flight = max_in_flight
-        self._score = score
         self._seen: Counter[str] = Counter()
         self._in_flight: set[Future[Mapping[str, float]]] = set()
         self._pool: ThreadPoolExecutor | None = None
@@ -79,21 +78,24 @@ class QualityFeedback:
         loop = asyncio.get_running_loop()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="dnsmos")
-        future = self._pool.submit(self._score, pcm, rate)
+        future = self._pool.submit(_dnsmos, pcm, rate)
         self._in_flight.add(future)
 
-        def done(f: Future[Mapping[str, float]]) -> None:
-            self._in_flight.discard(f)
+        def done(f: Future[Mapping[str, float]]) -> None:  # in the scorer's thread: hand over to the loop
             try:
-                scores = f.result()
-            except Exception:
-                log.exception("scoring a synthesised sentence of %s failed", model)
-                return
-            loop.call_soon_threadsafe(self._scored, model, ctx, dict(scores), len(pcm) / rate)
+                loop.call_soon_threadsafe(self._scored, f, model, ctx, len(pcm) / rate)
+            except RuntimeError:  # the loop closed meanwhile (the server stopped): nothing to report to
+                pass
 
         future.add_done_callback(done)
 
-    def _scored(self, model: str, ctx: CallContext, scores: dict[str, float], seconds: float) -> None:
+    def _scored(self, f: Future[Mapping[str, float]], model: str, ctx: CallContext, seconds: float) -> None:
+        self._in_flight.discard(f)  # only the loop touches the set
+        try:
+            scores = dict(f.result())
+        except Exception:
+            log.exception("scoring a synthesised sentence of %s failed", model)
+            return
         ovrl = scores["ovrl_mos"]
         self._state.quality.observe(Role.SPEECH_SYNTHESIS, model, (ovrl - 1.0) / 4.0)
         self._publish("synthesis.quality", ctx, model=model, audio_s=round(seconds, 3),
