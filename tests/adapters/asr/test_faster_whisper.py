@@ -38,7 +38,8 @@ def speech(name: str = "goforward.wav", seconds: float | None = None) -> np.ndar
 
 
 def config(**overrides) -> FasterWhisperConfig:
-    values = dict(model_dir=str(MODEL_DIR), max_new_tokens=24, interval_s=0.5)
+    # random weights believe none of their words: no hallucination filter, or nothing would be left
+    values = dict(model_dir=str(MODEL_DIR), max_new_tokens=24, interval_s=0.5, hallucination_probability=0.0)
     values.update(overrides)
     return FasterWhisperConfig(**values)
 
@@ -130,7 +131,7 @@ async def test_no_text_and_no_inference_on_silence(recognizer):
 
 
 async def test_segments_above_the_no_speech_threshold_are_dropped():
-    rec = FasterWhisperRecognizer(config(no_speech_threshold=0.0))  # every segment counts as no-speech
+    rec = FasterWhisperRecognizer(config(no_speech_threshold=0.0, logprob_threshold=None))  # every segment is no speech
     try:
         stream = rec.stream()
         partials = await feed(stream, speech(seconds=1.6))
@@ -140,6 +141,33 @@ async def test_segments_above_the_no_speech_threshold_are_dropped():
         assert metrics.calls >= 1 and metrics.dropped_no_speech >= 1
     finally:
         await rec.aclose()
+
+
+def test_a_last_segment_of_words_the_model_barely_believes_is_dropped():
+    from adapters.asr.faster_whisper import _Segment
+
+    rec = FasterWhisperRecognizer(config(hallucination_probability=0.15))
+    stream = rec.stream()
+    spoken = _Segment(0.0, 1.9, 0.02, -0.2, ((" Go", 0.0, 0.4, 0.9), (" forward.", 0.4, 1.9, 0.6)))
+    thanks = _Segment(2.0, 2.7, 0.22, -1.5, ((" Thanks.", 2.0, 2.7, 0.05),))
+    unsure = _Segment(2.0, 2.7, 0.22, -1.5, ((" ten", 2.0, 2.3, 0.05), (" metres.", 2.3, 2.7, 0.4)))
+    assert join_words(stream._hypothesis([spoken, thanks], 0.0, 2.8).words) == "Go forward."
+    assert rec.metrics().dropped_hallucinations == 1
+    # one word it believes keeps the segment; an only segment is judged the same way
+    assert join_words(stream._hypothesis([spoken, unsure], 0.0, 2.8).words) == "Go forward. ten metres."
+    assert stream._hypothesis([thanks], 0.0, 2.8).words == ()
+
+
+def test_likely_no_speech_is_kept_when_it_was_decoded_with_confidence():
+    """Whisper's rule: both a high no-speech probability and a low average log-probability drop a segment."""
+    from adapters.asr.faster_whisper import _Segment
+
+    stream = FasterWhisperRecognizer(config()).stream()
+    five = _Segment(0.0, 1.4, 0.70, -0.78, ((" 5", 0.0, 0.6, 0.65), (" 5.", 0.6, 1.4, 0.5)))
+    made_up = _Segment(0.0, 1.4, 0.95, -1.48, ((" I'm", 0.0, 0.6, 0.6), (" going.", 0.6, 1.4, 0.5)))
+    assert join_words(stream._hypothesis([five, made_up], 0.0, 2.0).words) == "5 5."
+    strict = FasterWhisperRecognizer(config(logprob_threshold=None)).stream()
+    assert strict._hypothesis([five, made_up], 0.0, 2.0).words == ()
 
 
 async def test_buffer_is_trimmed_and_bounded():
@@ -391,3 +419,37 @@ async def test_stream_aclose_cancels_its_transcription():
     finally:
         gate.set()
         await rec.aclose()
+
+
+# -- encoder window ------------------------------------------------------------------------------------------------
+
+
+def test_the_encoder_sees_the_audio_plus_a_second_not_the_whole_padded_window():
+    from adapters.asr.faster_whisper import _windowed
+
+    seen: list[int] = []
+    encode = _windowed(lambda f: seen.append(f.shape[-1]) or f, min_window_s=10.0)
+    rng = np.random.default_rng(0)
+
+    def padded(content_frames: int) -> np.ndarray:
+        features = np.zeros((1, 80, 3000), dtype=np.float32)
+        features[..., :content_frames] = rng.uniform(-1, 1, (80, content_frames))
+        return features
+
+    encode(padded(350))  # 3.5 s of audio: the minimum window
+    encode(padded(1450))  # 14.5 s: + 1 s, rounded up to whole seconds
+    encode(padded(3000))  # no padding: whole
+    encode(np.zeros((80, 3000), dtype=np.float32))  # nothing at all: the minimum
+    assert seen == [1000, 1600, 3000, 1000]
+
+
+def test_the_loader_windows_the_encoder_unless_whispers_own_window_is_asked_for():
+    from adapters.asr.faster_whisper import load_model
+
+    assert load_model(config()).encode.__name__ == "encode_window"
+    assert load_model(config(min_window_s=30.0)).encode.__name__ != "encode_window"
+    with pytest.raises(ValueError, match="min_window_s"):
+        config(min_window_s=0.5)
+    assert FasterWhisperConfig.from_env({ENV_MODEL: "x", "SOMAGENT_WHISPER_MIN_WINDOW_S": "12"}).min_window_s == 12.0
+    with pytest.raises(AdapterUnavailable, match="MIN_WINDOW"):
+        FasterWhisperConfig.from_env({ENV_MODEL: "x", "SOMAGENT_WHISPER_MIN_WINDOW_S": "wide"})
