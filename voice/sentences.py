@@ -21,9 +21,9 @@ class SentenceSplitter:
     The first piece also ends at the first comma, colon or semicolon, so the first audio leaves as early
     as possible; later a clause breaks at a comma only once it is long (`soft_break_chars`). Text with no
     punctuation to break at (a model reciting digits, a run-on list) breaks at the last space once twice that
-    long, and outright at `hard_break_chars`: nothing waits for the whole reply to be spoken. With `first_words`
-    the first piece also ends after that many words, and a first run of characters with no space at all is cut at
-    `FIRST_PIECE_RUN_CHARS`.
+    long, and outright at `hard_break_chars`: nothing waits for the whole reply to be spoken. A first run of
+    characters with no space at all is cut at `FIRST_PIECE_RUN_CHARS`; with `first_words` the first piece also ends
+    after that many words.
     """
 
     def __init__(self, soft_break_chars: int = 60, hard_break_chars: int = 160, first_words: int = 0) -> None:
