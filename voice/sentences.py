@@ -53,8 +53,7 @@ class SentenceSplitter:
                 ends = list(itertools.islice(_WORD_END.finditer(self._buf), self.first_words))
                 if len(ends) == self.first_words:
                     return ends[-1].end()
-            if end is None and len(self._buf) >= FIRST_PIECE_RUN_CHARS and not any(c.isspace()
-                                                                                   for c in self._buf.strip()):
+            if end is None and len(self._buf) >= FIRST_PIECE_RUN_CHARS and len(self._buf.split()) == 1:
                 return FIRST_PIECE_RUN_CHARS
         if end is not None:
             return end.end()
