@@ -17,7 +17,7 @@ confidence (`avg_logprob < logprob_threshold`) are dropped, and so is a last seg
 believes (Whisper's "Thanks." over trailing silence).
 
 The encoder is given the audio plus a second (at least `min_window_s`), not Whisper's 30 s window of mostly zero
-padding: a decode of a short utterance takes a third of the time.
+padding: a decode of a short utterance takes ~60 % of the time (a third at 10 s, where Whisper loops now and then).
 
 Models are never downloaded: `model_dir` must be a converted model directory (model.bin, config.json,
 tokenizer.json, vocabulary.*, optionally preprocessor_config.json); anything missing or unloadable ->
@@ -93,10 +93,11 @@ class FasterWhisperConfig:
     temperature: tuple[float, ...] = (0.0,)  # no fallback: latency over robustness
     prompt_chars: int = 200  # confirmed text trimmed out of the buffer, as the next prompt
     # The encoder sees the audio plus 1 s, at least `min_window_s`, instead of Whisper's whole 30 s window (which is
-    # mostly padding here: the buffer stays under `max_buffer_s`). tiny.en on 2 cores: a decode ~410 -> ~130 ms; WER
-    # over the speech fixtures, streamed, 8.75 % either way (with `logprob_threshold` and the hallucination filter);
-    # much shorter windows make Whisper loop ("5 5 5 5 ..."). 30: Whisper's own.
-    min_window_s: float = 10.0
+    # mostly padding here: the buffer stays under `max_buffer_s`). tiny.en on 2 cores, a fixture's decode: ~410 ms at
+    # 30 s, ~250 at 20, ~130 at 10. At 10 s Whisper sometimes loops on Piper's speech ("Thank you very much." x3: the
+    # round-trip WER test failed 2 runs in 6); at 20 none in 5. Streamed WER over the speech fixtures: 8.75 % at 30
+    # and 10, 11.25 % at 20 (one more error). Windows under 10 s loop at once ("5 5 5 5 ..."). 30: Whisper's own.
+    min_window_s: float = 20.0
     hallucination_probability: float = 0.15  # a last segment whose every word is below this is dropped
 
     def __post_init__(self) -> None:
