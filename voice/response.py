@@ -26,7 +26,7 @@ from voice.codec import OutputEncoder
 from voice.conversation import ContextWindow, Conversation, Item, context_messages
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
-from voice.sentences import FIRST_PIECE_WORDS, SentenceSplitter
+from voice.sentences import SentenceSplitter
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class ResponseRun:
     async def _generate(self, sentences: asyncio.Queue[str | None]) -> None:
         request = self._request()
         role = self._router.tool_role(self._ctx) if request.offers_tools else Role.DIALOGUE
-        splitter = SentenceSplitter(first_words=FIRST_PIECE_WORDS)
+        splitter = SentenceSplitter()
         delta_type = ev.OutputAudioTranscriptDelta if self._options.modality == "audio" else ev.OutputTextDelta
         broken: set[str] = set()  # models whose reply broke off mid-way in this response
         while True:  # bounded: each pass but the last leaves one more model out

@@ -22,11 +22,12 @@ class SentenceSplitter:
     as possible; later a clause breaks at a comma only once it is long (`soft_break_chars`). Text with no
     punctuation to break at (a model reciting digits, a run-on list) breaks at the last space once twice that
     long, and outright at `hard_break_chars`: nothing waits for the whole reply to be spoken. A first run of
-    characters with no space at all is cut at `FIRST_PIECE_RUN_CHARS`; with `first_words` the first piece also ends
-    after that many words.
+    characters with no space at all is cut at `FIRST_PIECE_RUN_CHARS`, and the first piece also ends after
+    `first_words` words (0: at punctuation only).
     """
 
-    def __init__(self, soft_break_chars: int = 60, hard_break_chars: int = 160, first_words: int = 0) -> None:
+    def __init__(self, soft_break_chars: int = 60, hard_break_chars: int = 160,
+                 first_words: int = FIRST_PIECE_WORDS) -> None:
         self._buf = ""
         self._first = True
         self.soft_break_chars = soft_break_chars
