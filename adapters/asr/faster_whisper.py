@@ -17,7 +17,8 @@ confidence (`avg_logprob < logprob_threshold`) are dropped, and so is a last seg
 believes (Whisper's "Thanks." over trailing silence).
 
 The encoder is given the audio plus a second (at least `min_window_s`), not Whisper's 30 s window of mostly zero
-padding: a decode of a short utterance takes ~60 % of the time (a third at 10 s, where Whisper loops now and then).
+padding: a decode of a short utterance at the default 10 s takes a third of the time. Whisper loops now and then on
+so short a window ("Thank you very much. Thank you very much."); a decode that looks looped is done again whole.
 
 Models are never downloaded: `model_dir` must be a converted model directory (model.bin, config.json,
 tokenizer.json, vocabulary.*, optionally preprocessor_config.json); anything missing or unloadable ->
@@ -31,12 +32,15 @@ import itertools
 import json
 import math
 import os
+import re
 import threading
 import time
 import weakref
+import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -94,10 +98,11 @@ class FasterWhisperConfig:
     prompt_chars: int = 200  # confirmed text trimmed out of the buffer, as the next prompt
     # The encoder sees the audio plus 1 s, at least `min_window_s`, instead of Whisper's whole 30 s window (which is
     # mostly padding here: the buffer stays under `max_buffer_s`). tiny.en on 2 cores, a fixture's decode: ~410 ms at
-    # 30 s, ~250 at 20, ~130 at 10. At 10 s Whisper sometimes loops on Piper's speech ("Thank you very much." x3: the
-    # round-trip WER test failed 2 runs in 6); at 20 none in 5. Streamed WER over the speech fixtures: 8.75 % at 30
-    # and 10, 11.25 % at 20 (one more error). Windows under 10 s loop at once ("5 5 5 5 ..."). 30: Whisper's own.
-    min_window_s: float = 20.0
+    # 30 s, ~250 at 20, ~130 at 10. At 10 s Whisper loops on ~7 % of Piper's short sentences ("I would like a cup of
+    # tea." x2..x8; 11 of 150, none at 20 or 30 s): such a decode (`looped`) is done again at the whole window, which
+    # leaves none. Streamed WER over the speech fixtures: 8.75 % at 30 and 10, 11.25 % at 20. Windows under 10 s loop
+    # at once ("5 5 5 5 ..."). 30: Whisper's own.
+    min_window_s: float = 10.0
     hallucination_probability: float = 0.15  # a last segment whose every word is below this is dropped
 
     def __post_init__(self) -> None:
@@ -214,7 +219,7 @@ def load_model(config: FasterWhisperConfig) -> Any:
     if missing:
         raise AdapterUnavailable(f"faster-whisper tokenizer in {str(path)!r} lacks Whisper tokens {missing}")
     if config.min_window_s < 30.0:
-        model.encode = _windowed(model.encode, config.min_window_s)
+        model.encode = WindowedEncoder(model.encode, config.min_window_s)
     n_mels = model.feature_extractor.mel_filters.shape[0]
     if getattr(model.model, "n_mels", n_mels) != n_mels:
         raise AdapterUnavailable(
@@ -224,24 +229,61 @@ def load_model(config: FasterWhisperConfig) -> Any:
     return model
 
 
-def _windowed(encode: Callable[[np.ndarray], Any], min_window_s: float) -> Callable[[np.ndarray], Any]:
+class WindowedEncoder:
     """`WhisperModel.encode` on the features it is given less their padding: faster-whisper pads each window's mel
     features with zeros to 3000 frames (30 s); keep the frames up to the last one with content, plus 1 s, at least
     `min_window_s`, rounded up to whole seconds. CTranslate2's encoder takes the shorter input; its cost falls
-    with it. Features that end in no zero padding go through whole."""
+    with it. Features that end in no zero padding go through whole, and so does everything encoded on a thread
+    inside `whole()` (the re-decode of a transcription that looped at the short window)."""
+
     frames_per_s = 100
-    minimum = int(min_window_s * frames_per_s)
 
-    def encode_window(features: np.ndarray) -> Any:
-        window = features if features.ndim == 2 else features[0]
-        content = np.flatnonzero(np.any(window != 0, axis=0))
-        used = int(content[-1]) + 1 if content.size else 0
-        keep = max(minimum, -(-(used + frames_per_s) // frames_per_s) * frames_per_s)
-        if keep < window.shape[-1]:
-            features = np.ascontiguousarray(features[..., :keep])
-        return encode(features)
+    def __init__(self, encode: Callable[[np.ndarray], Any], min_window_s: float) -> None:
+        self._encode = encode
+        self.minimum = int(min_window_s * self.frames_per_s)
+        self._local = threading.local()
 
-    return encode_window
+    def __call__(self, features: np.ndarray) -> Any:
+        if not getattr(self._local, "whole", False):
+            window = features if features.ndim == 2 else features[0]
+            content = np.flatnonzero(np.any(window != 0, axis=0))
+            used = int(content[-1]) + 1 if content.size else 0
+            fps = self.frames_per_s
+            keep = max(self.minimum, -(-(used + fps) // fps) * fps)
+            if keep < window.shape[-1]:
+                features = np.ascontiguousarray(features[..., :keep])
+        return self._encode(features)
+
+    @contextmanager
+    def whole(self) -> Iterator[None]:
+        """Whisper's own 30 s window for what this thread encodes meanwhile."""
+        self._local.whole = True
+        try:
+            yield
+        finally:
+            self._local.whole = False
+
+
+_WORD = re.compile(r"[\w']+")
+
+
+def looped(text: str, max_run: int = 8) -> bool:
+    """Whether a decode looks like Whisper's loop: a run of two to `max_run` words said again at once ("I would
+    like a cup of tea. I would like a cup of tea."), one word four times in a row ("5 5 5 5"), or text that
+    compresses better than Whisper's own 2.4 (its `compression_ratio_threshold`). A real repeat trips it too; it
+    only costs that transcription a decode at the whole window."""
+    raw = text.strip().encode()
+    if len(raw) > 40 and len(raw) / len(zlib.compress(raw)) > 2.4:
+        return True
+    words = [w.lower() for w in _WORD.findall(text)]
+    for i in range(len(words) - 3):
+        if words[i] == words[i + 1] == words[i + 2] == words[i + 3]:
+            return True
+    for n in range(2, max_run + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n]:
+                return True
+    return False
 
 
 # -- fair queue ---------------------------------------------------------------------------------------------------
@@ -301,6 +343,7 @@ class RecognizerMetrics:
     skipped_silent: int  # transcriptions skipped by the energy floor
     dropped_no_speech: int  # segments dropped above the no-speech threshold
     dropped_hallucinations: int  # last segments dropped as words the model barely believed
+    redecoded_loops: int  # transcriptions that looped at the short window, decoded again whole
     queue_depth: int  # waiting now
     max_queue_depth: int
     running: int
@@ -358,6 +401,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
         self.skipped_silent = 0
         self.dropped_no_speech = 0
         self.dropped_hallucinations = 0
+        self.redecoded_loops = 0  # transcriptions decoded again at the whole window
 
     # -- model
     @property
@@ -443,9 +487,20 @@ class FasterWhisperRecognizer(SpeechRecognizer):
 
     def _transcribe(self, audio: np.ndarray, prompt: str, language: str | None = None) -> list[_Segment]:
         """Worker thread: one transcription of `audio` (float32, 16 kHz), fully materialised. `language` is
-        the session's, taken where the model is multilingual (an `.en` model keeps its configured one)."""
-        cfg = self.config
+        the session's, taken where the model is multilingual (an `.en` model keeps its configured one). A decode
+        that loops at the short encoder window is decoded again at the whole one (at 10 s tiny.en loops on ~7 %
+        of Piper's short sentences, at 30 s on none of 150)."""
         model = self._load()
+        segments = self._decode(model, audio, prompt, language)
+        encoder = model.encode
+        if isinstance(encoder, WindowedEncoder) and looped("".join(w[0] for s in segments for w in s.words)):
+            with encoder.whole():
+                segments = self._decode(model, audio, prompt, language)
+            self.redecoded_loops += 1
+        return segments
+
+    def _decode(self, model: Any, audio: np.ndarray, prompt: str, language: str | None) -> list[_Segment]:
+        cfg = self.config
         multilingual = bool(getattr(getattr(model, "model", None), "is_multilingual", False))
         segments, _info = model.transcribe(
             audio,
@@ -488,6 +543,7 @@ class FasterWhisperRecognizer(SpeechRecognizer):
             skipped_silent=self.skipped_silent,
             dropped_no_speech=self.dropped_no_speech,
             dropped_hallucinations=self.dropped_hallucinations,
+            redecoded_loops=self.redecoded_loops,
             queue_depth=len(self._queue),
             max_queue_depth=self._max_depth,
             running=sum(1 for t in self._running if not t.done()),

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from adapters.asr.faster_whisper import (
     FairQueue,
     FasterWhisperConfig,
     FasterWhisperRecognizer,
+    WindowedEncoder,
+    looped,
     validate_model_dir,
 )
 from adapters.asr.local_agreement import join_words
@@ -425,10 +428,8 @@ async def test_stream_aclose_cancels_its_transcription():
 
 
 def test_the_encoder_sees_the_audio_plus_a_second_not_the_whole_padded_window():
-    from adapters.asr.faster_whisper import _windowed
-
     seen: list[int] = []
-    encode = _windowed(lambda f: seen.append(f.shape[-1]) or f, min_window_s=10.0)
+    encode = WindowedEncoder(lambda f: seen.append(f.shape[-1]) or f, min_window_s=10.0)
     rng = np.random.default_rng(0)
 
     def padded(content_frames: int) -> np.ndarray:
@@ -440,14 +441,71 @@ def test_the_encoder_sees_the_audio_plus_a_second_not_the_whole_padded_window():
     encode(padded(1450))  # 14.5 s: + 1 s, rounded up to whole seconds
     encode(padded(3000))  # no padding: whole
     encode(np.zeros((80, 3000), dtype=np.float32))  # nothing at all: the minimum
-    assert seen == [1000, 1600, 3000, 1000]
+    with encode.whole():
+        encode(padded(350))  # Whisper's own window, on this thread only
+    encode(padded(350))
+    assert seen == [1000, 1600, 3000, 1000, 3000, 1000]
+
+
+@pytest.mark.parametrize("text", [
+    " I would like a cup of tea. I would like a cup of tea.",
+    " Thank you very much. Thank you very much. Thank you very mu",
+    " 5 5 5 5",
+    " Go forward 10 meters." * 12,
+])
+def test_whispers_loops_are_recognised(text):
+    assert looped(text)
+
+
+@pytest.mark.parametrize("text", [
+    "", " Go forward 10 meters.", " five five", " no no no", " The train leaves at noon, the train.",
+    " I would like a cup of tea and a cup of coffee.",
+])
+def test_plain_speech_is_not_taken_for_a_loop(text):
+    assert not looped(text)
+
+
+class _LoopsAtAShortWindow:
+    """A stand-in `WhisperModel`: it encodes through the recogniser's window and, as tiny.en does now and then at
+    10 s, says its sentence twice unless the encoder saw Whisper's whole 30 s."""
+
+    def __init__(self) -> None:
+        self.encode = WindowedEncoder(self._encode, min_window_s=10.0)
+        self.frames: list[int] = []
+
+    def _encode(self, features: np.ndarray) -> np.ndarray:
+        self.frames.append(features.shape[-1])
+        return features
+
+    def transcribe(self, audio, **_kwargs):
+        features = np.zeros((1, 80, 3000), dtype=np.float32)
+        features[..., : len(audio) // 160] = 1.0
+        whole = self.encode(features).shape[-1] == 3000
+        said = [" I", " would", " like", " tea."] * (1 if whole else 2)
+        words = [SimpleNamespace(word=w, start=0.1 * i, end=0.1 * i + 0.1, probability=0.9) for i, w in enumerate(said)]
+        segment = SimpleNamespace(start=0.0, end=0.1 * len(said), no_speech_prob=0.01, avg_logprob=-0.2, words=words)
+        return iter([segment]), None
+
+
+async def test_a_decode_that_loops_at_the_short_window_is_decoded_again_whole():
+    rec = FasterWhisperRecognizer(config())
+    rec._model = model = _LoopsAtAShortWindow()
+    try:
+        stream = rec.stream()
+        await feed(stream, speech(seconds=1.5), settle_every=1000)
+        final = await stream.finish()
+        assert final.text == "I would like tea."
+        assert model.frames[-2:] == [1000, 3000]  # the short window first, then the whole one
+        assert rec.metrics().redecoded_loops >= 1
+    finally:
+        await rec.aclose()
 
 
 def test_the_loader_windows_the_encoder_unless_whispers_own_window_is_asked_for():
     from adapters.asr.faster_whisper import load_model
 
-    assert load_model(config()).encode.__name__ == "encode_window"
-    assert load_model(config(min_window_s=30.0)).encode.__name__ != "encode_window"
+    assert isinstance(load_model(config()).encode, WindowedEncoder)
+    assert not isinstance(load_model(config(min_window_s=30.0)).encode, WindowedEncoder)
     with pytest.raises(ValueError, match="min_window_s"):
         config(min_window_s=0.5)
     assert FasterWhisperConfig.from_env({ENV_MODEL: "x", "SOMAGENT_WHISPER_MIN_WINDOW_S": "12"}).min_window_s == 12.0
