@@ -7,7 +7,9 @@ audio received. Server-side stages come from `somagent.turn.metrics`. Two stacks
   work after the end-of-turn decision <= 100 ms p95;
 - models (the default of developer-light: Whisper tiny.en, SmolLM2 in its own process, Piper joe): goal p50 <= 700 ms.
 
-`SOMAGENT_BENCH_VOICE_STACKS=light` (or `models`) runs one of them.
+`SOMAGENT_BENCH_VOICE_STACKS=light` (or `models`) runs one of them. Replies are prefetched (asked for once the
+final transcript is decoded ahead of the endpoint, voice/prefetch.py) as the server does by default;
+`SOMAGENT_BENCH_VOICE_PREFETCH=0` asks the sessions not to, for the comparison.
 """
 
 from __future__ import annotations
@@ -39,14 +41,18 @@ GOALS = {"light": 400.0, "models": 700.0}
 async def _run(stack: str) -> None:
     files = sorted(SPEECH.glob("*.wav"))
     v2v: list[float] = []
+    prefetched = 0
+    prefetch = os.environ.get("SOMAGENT_BENCH_VOICE_PREFETCH", "1") != "0"
+    session = {"somagent": {"events": True, "prefetch_reply": prefetch}}
     stages: dict[str, list[float]] = {k: [] for k in STAGES}
     models = ModelSettings.from_env({**os.environ, "SOMAGENT_STACK": stack})
     settings = Settings(capacity=CapacityLimits(measured=False), models=models)
     print(f"stack: {stack}", flush=True)
     async with running_server(create_app(settings)) as url:
         for f in files:
-            result = await replay_file(url, f, speed=1.0)
+            result = await replay_file(url, f, speed=1.0, session=session)
             for turn in result.turns:
+                prefetched += bool((turn.server_metrics or {}).get("reply_prefetched"))
                 if turn.voice_to_voice_ms is not None:
                     v2v.append(turn.voice_to_voice_ms)
                 for k in STAGES:
@@ -54,7 +60,8 @@ async def _run(stack: str) -> None:
                     if value is not None:
                         stages[k].append(value)
     silence = Settings().default_silence_ms
-    print(f"files: {len(files)}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice)")
+    print(f"files: {len(files)}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice), "
+          f"replies prefetched: {prefetched}" + ("" if prefetch else " (prefetch off)"))
     p50, p95 = _pct(v2v, 50), _pct(v2v, 95)
     goal = GOALS[stack]
     print(f"voice-to-voice (client clock)  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   goal p50 <= {goal:.0f} ms: "

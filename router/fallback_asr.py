@@ -130,5 +130,8 @@ class FallbackStream(RecognitionStream):
     def speech_resumed(self) -> None:
         self._inner.speech_resumed()
 
+    async def speculation(self) -> Transcript | None:
+        return await self._inner.speculation()
+
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -50,6 +50,9 @@ class MeteredStream(RecognitionStream):
     def speech_resumed(self) -> None:
         self._inner.speech_resumed()
 
+    async def speculation(self) -> Transcript | None:
+        return await self._inner.speculation()
+
     async def finish(self) -> Transcript:
         self._finish_started = time.perf_counter()
         try:

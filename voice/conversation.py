@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,9 +148,11 @@ class Conversation:
     def last_id(self) -> str | None:
         return self._items[-1].id if self._items else None
 
-    def messages(self, instructions: str, window: ContextWindow | None = None) -> tuple[ChatMessage, ...]:
-        """The chat context: instructions, then the items the window keeps, as messages."""
-        return context_messages(instructions, (window or ContextWindow()).select(self._items))
+    def messages(self, instructions: str, window: ContextWindow | None = None,
+                 then: Sequence[Item] = ()) -> tuple[ChatMessage, ...]:
+        """The chat context: instructions, then the items the window keeps, as messages; `then`: as if these
+        items came after the conversation's (they are not added)."""
+        return context_messages(instructions, (window or ContextWindow()).select([*self._items, *then]))
 
 
 def context_messages(instructions: str, items: list[Item]) -> tuple[ChatMessage, ...]:

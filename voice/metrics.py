@@ -25,6 +25,7 @@ class TurnMetrics:
     response_id: str | None = None
     asr_model: str | None = None
     audio: dict[str, Any] | None = None  # the utterance's energy analytics (no audio)
+    prefetched: bool = False  # the reply was asked for before the turn ended (voice/prefetch.py)
 
     def breakdown(self) -> dict[str, float | None]:
         return {
@@ -38,4 +39,5 @@ class TurnMetrics:
 
     def event(self) -> TurnMetricsReport:
         return TurnMetricsReport(item_id=self.item_id, response_id=self.response_id, asr_model=self.asr_model,
-                                 values={**self.breakdown(), "audio": self.audio})
+                                 values={**self.breakdown(), "audio": self.audio,
+                                                                    "reply_prefetched": self.prefetched})

@@ -44,6 +44,7 @@ class BackgroundRecognition:
         self._inflight_samples = 0
         self._wake = asyncio.Event()
         self._speculate = False
+        self._handed = asyncio.Event()  # the recogniser was told to speculate (the audio before it is with it)
         self._closing = False
         self._quiet = False  # the newest audio is silence: no new partial (it would hold up the final)
         self.lagging = False
@@ -88,7 +89,13 @@ class BackgroundRecognition:
         if self._speculate:
             self._speculate = False
         elif self.error is None:
+            self._handed.clear()
             self._stream.speech_resumed()
+
+    async def speculation(self) -> Transcript | None:
+        """The speculative final, once the recogniser has it (`RecognitionStream.speculation`)."""
+        await self._handed.wait()
+        return await self._stream.speculation()
 
     def _check_lag(self) -> None:
         behind = self._pending_samples + self._inflight_samples
@@ -125,6 +132,7 @@ class BackgroundRecognition:
             if self._speculate:
                 self._speculate = False
                 self._stream.speculate()
+                self._handed.set()
             if self._closing:
                 return
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from voice.codec import OutputEncoder
 from voice.conversation import ContextWindow, Conversation, Item, context_messages
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
+from voice.prefetch import PrefetchedReply
 from voice.sentences import SentenceSplitter
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,29 @@ class ResponseOptions:
     context: ContextWindow = field(default_factory=ContextWindow)  # which conversation items it sees (`truncation`)
 
 
+def chat_request(options: ResponseOptions, conversation: Conversation, then: Sequence[Item] = ()) -> ChatRequest:
+    """What a response with `options` asks of the dialogue model: its own input, or the conversation as it stands
+    (with its own assistant item in it, empty and left out) and `then` after it: the items a reply prepared before
+    the turn ends will find there."""
+    o = options
+    if o.input_items is not None:
+        messages = context_messages(o.instructions, o.input_items)
+    else:
+        messages = conversation.messages(o.instructions, o.context, then=then)
+    return ChatRequest(messages=messages, max_tokens=o.max_output_tokens, tools=o.tools,
+                       tool_choice=o.tool_choice, parallel_tool_calls=o.parallel_tool_calls)
+
+
+def dialogue_role(router: ModelRouter, request: ChatRequest, ctx: CallContext) -> Role:
+    return router.tool_role(ctx) if request.offers_tools else Role.DIALOGUE
+
+
 class ResponseRun:
     """Owns the response's tasks; `cancel()` stops them and the run closes its events as cancelled."""
 
     def __init__(self, *, emit: Emit, router: ModelRouter, ctx: CallContext, conversation: Conversation,
                  options: ResponseOptions, encoder: OutputEncoder, metrics: TurnMetrics | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, prefetched: PrefetchedReply | None = None) -> None:
         self.id = new_id("resp")
         kind = "output_audio" if options.modality == "audio" else "output_text"
         self.item = Item(id=new_id("item"), role="assistant", kind=kind, text="", status="in_progress")
@@ -80,6 +98,8 @@ class ResponseRun:
         self._message_open = False
         self._previous: dict[str, str | None] = {}  # item id -> the conversation item before it
         self._calls: dict[int, Item] = {}  # the model's calls by its stream index
+        self._prefetched = prefetched  # this reply asked for before the turn ended (voice/prefetch.py), if it was
+        self.prefetch_used: bool | None = None  # ... and whether it was this response's request (None: none given)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -187,16 +207,16 @@ class ResponseRun:
             self.error = {"type": "server_error", "code": "response_failed", "message": str(exc)}
         finally:
             await cancel_and_wait(speaker)
+            await self._close_prefetch()
             self._close_events(audio)
 
+    async def _close_prefetch(self) -> None:
+        """The prefetched request, read or not, ends with the response (a cancelled one stops the model)."""
+        if self._prefetched is not None:
+            await self._prefetched.aclose()
+
     def _request(self) -> ChatRequest:
-        o = self._options
-        # without input of its own, out of band or not, the context is the conversation as it stands (the assistant
-        # item itself is in it, empty, and left out)
-        messages = (context_messages(o.instructions, o.input_items) if o.input_items is not None
-                    else self._conversation.messages(o.instructions, o.context))
-        return ChatRequest(messages=messages, max_tokens=o.max_output_tokens, tools=o.tools,
-                           tool_choice=o.tool_choice, parallel_tool_calls=o.parallel_tool_calls)
+        return chat_request(self._options, self._conversation)
 
     def _on_call(self, delta: ToolCallDelta) -> None:
         item = self._calls.get(delta.index)
@@ -222,14 +242,24 @@ class ResponseRun:
 
     async def _generate(self, sentences: asyncio.Queue[str | None]) -> None:
         request = self._request()
-        role = self._router.tool_role(self._ctx) if request.offers_tools else Role.DIALOGUE
+        role = dialogue_role(self._router, request, self._ctx)
+        prefetched = self._prefetched
+        if prefetched is not None:
+            self.prefetch_used = prefetched.matches(role, request)
+            if not self.prefetch_used:
+                await prefetched.aclose()  # asked before the turn ended, of another context: not this reply
+                prefetched = None
+        if self.metrics is not None:
+            self.metrics.prefetched = prefetched is not None
         splitter = SentenceSplitter()
         delta_type = ev.OutputAudioTranscriptDelta if self._options.modality == "audio" else ev.OutputTextDelta
         broken: set[str] = set()  # models whose reply broke off mid-way in this response
         while True:  # bounded: each pass but the last leaves one more model out
             joint = " " if broken and self.item.text else ""
             try:
-                async for chunk in self._router.stream_chat(role, request, self._ctx, exclude=broken):
+                reply = (prefetched.chunks() if prefetched is not None and not broken
+                         else self._router.stream_chat(role, request, self._ctx, exclude=broken))
+                async for chunk in reply:
                     if chunk.usage is not None:
                         self.usage = chunk.usage
                     for call in chunk.tool_calls:

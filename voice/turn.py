@@ -35,8 +35,9 @@ from voice.echo import EchoGate
 from voice.endpointer import FRAME_MS, Endpointer, SpeechStarted, SpeechStopped
 from voice.ids import new_id
 from voice.metrics import TurnMetrics
+from voice.prefetch import PrefetchedReply
 from voice.recognition import BackgroundRecognition
-from voice.response import ResponseOptions, ResponseRun
+from voice.response import ResponseOptions, ResponseRun, chat_request, dialogue_role
 from voice.session_config import SessionConfig
 from voice.tools import tool_choice, tool_specs
 
@@ -129,6 +130,7 @@ class _Turn:
     deltas: StableWords | None = None  # the transcript words sent while the user spoke
     vector: np.ndarray | None = None  # the utterance's embedding (dsp/embedding.py), for the audio vault
     envelope: np.ndarray | None = None
+    prefetched: PrefetchedReply | None = None  # its reply, asked for before the endpoint
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ class TurnController:
         self._item_id: str | None = None
         self._utterance_start_ms: int | None = None
         self._speculating = False  # this utterance's recogniser was told the user fell silent
+        self._prefetching: asyncio.Task | None = None  # waits for the speculative final, then asks for the reply
+        self._prefetched: PrefetchedReply | None = None  # the reply asked for before this utterance ended
+        self.prefetches = 0  # replies asked for before the endpoint ...
+        self.prefetches_dropped = 0  # ... and dropped: speech came back, or no response followed
         self._buffer_ms = 0.0
         self._last_audio_at: float | None = None
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
@@ -300,10 +306,54 @@ class TurnController:
             if self._speculating:
                 self._speculating = False
                 self._stream.speech_resumed()
+                self._drop_prefetch()
         elif not self._speculating and ep.silent_frames >= max(1, min(SPECULATE_MS // FRAME_MS,
                                                                        ep.silence_frames - 1)):
             self._speculating = True
             self._stream.speculate()
+            if self._may_prefetch():
+                self._prefetching = self._tasks.create_task(self._prefetch(self._stream, self._item_id),
+                                                            name="reply-prefetch")
+
+    # -- the reply asked for before the endpoint (voice/prefetch.py) ----------------------------
+    def _may_prefetch(self) -> bool:
+        """Only where this utterance's end will start a response at once, of the conversation as it is now: server
+        VAD creates it, no response is live or waiting to be (its reply would change the context), and a response
+        slot is free."""
+        cfg = self._config()
+        td = cfg.audio.input.turn_detection
+        if td is None or not td.create_response or (cfg.somagent is not None and not cfg.somagent.prefetch_reply):
+            return False
+        if self.echo.pending or not self._turns.empty() or self._finishing is not None:
+            return False
+        return not self.responding and len(self._runs) < self.max_responses
+
+    async def _prefetch(self, stream: BackgroundRecognition, item_id: str | None) -> None:
+        """Once the speculative final is decoded (only silence so far), ask for the reply the turn will ask for:
+        the same request `voice/response.py` makes once the item holds that text."""
+        final = await stream.speculation()
+        if final is None or not final.text or self._stream is not stream or not self._speculating:
+            return
+        options = self.default_options()
+        user = Item(id=item_id or "", role="user", kind="input_audio", text=final.text)
+        then = [user] if options.tools else [user, Item(id="", role="assistant", kind="output_audio", text="")]
+        request = chat_request(options, self._conversation, then)
+        self._prefetched = PrefetchedReply(self._router, dialogue_role(self._router, request, self.ctx), request,
+                                           self.ctx)
+        self.prefetches += 1
+
+    def _drop_prefetch(self) -> None:
+        """Speech came back (or the utterance is gone): the reply asked for is not the one the turn will want."""
+        if self._prefetching is not None:
+            self._prefetching.cancel()
+            self._prefetching = None
+        if self._prefetched is not None:
+            self._close_prefetched(self._prefetched)
+            self._prefetched = None
+
+    def _close_prefetched(self, reply: PrefetchedReply) -> None:
+        self.prefetches_dropped += 1
+        self._tasks.create_task(reply.aclose(), name="reply-prefetch-close")
 
     def _needs_recognition(self) -> bool:
         """A transcript is wanted, or a response may follow this utterance (which needs its text).
@@ -419,9 +469,13 @@ class TurnController:
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
         vector = self._embedding.vector() if self.on_utterance is not None else None
+        if self._prefetching is not None:  # the speculative final is not decoded yet: no reply was asked for
+            self._prefetching.cancel()
+            self._prefetching = None
+        prefetched, self._prefetched = self._prefetched, None
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
                                      self._wants_asr, self._utterance_start_ms, self._deltas, vector,
-                                     self._embedding.envelope() if vector is not None else None))
+                                     self._embedding.envelope() if vector is not None else None, prefetched))
         self._utterance_start_ms = None
         self._forget_utterance()  # the stream now belongs to the turn
         self.user_turns += 1
@@ -430,6 +484,7 @@ class TurnController:
 
     def _forget_utterance(self) -> None:
         """The next utterance starts from nothing: no stream, no item, an empty buffer and analytics."""
+        self._drop_prefetch()
         self._stream, self._item_id, self._buffer_ms, self._deltas = None, None, 0.0, None
         self._buffer_full = False
         self._speculating = False
@@ -499,7 +554,9 @@ class TurnController:
                                         transcript if failure is None else None))
         if turn.create_response and (transcript or failure):
             await self._wait_idle_response()
-            self.start_response(self.default_options(), metrics=metrics)
+            self.start_response(self.default_options(), metrics=metrics, prefetched=turn.prefetched)
+        elif turn.prefetched is not None:
+            self._close_prefetched(turn.prefetched)
         self.metrics.append(metrics)
         if not turn.create_response:
             self._report(metrics)
@@ -529,10 +586,11 @@ class TurnController:
     def responses_left(self) -> int:
         return max(0, self.max_responses - len(self._runs))
 
-    def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None) -> ResponseRun:
+    def start_response(self, options: ResponseOptions, metrics: TurnMetrics | None = None,
+                       prefetched: PrefetchedReply | None = None) -> ResponseRun:
         run = ResponseRun(emit=self._emit, router=self._router, ctx=self.ctx, conversation=self._conversation,
                           options=options, encoder=OutputEncoder(self._config().audio.output.format),
-                          metrics=metrics, clock=self._clock)
+                          metrics=metrics, clock=self._clock, prefetched=prefetched)
         if options.conversation == "auto":
             self.response = run
         self._runs.add(run)
@@ -546,6 +604,7 @@ class TurnController:
         """After a response: its turn's metrics, and how many more responses the session may start now."""
         await asyncio.wait([task])  # its outcome is in the response's own events; this waits for the end only
         self._runs.discard(run)
+        self.prefetches_dropped += run.prefetch_used is False
         if metrics is not None:
             self._report(metrics)
         self._emit(ev.RateLimitsUpdated(rate_limits=[
@@ -600,6 +659,9 @@ class TurnController:
     async def aclose(self) -> None:
         for run in list(self._runs):
             await run.cancel("client_cancelled")
+        if self._prefetched is not None:
+            await self._prefetched.aclose()
+            self._prefetched = None
         await self._tasks.aclose()
         if self._stream is not None:
             await self._stream.aclose()
@@ -608,4 +670,6 @@ class TurnController:
             turn = self._turns.get_nowait()
             if turn.stream is not None:
                 await turn.stream.aclose()
+            if turn.prefetched is not None:
+                await turn.prefetched.aclose()
 

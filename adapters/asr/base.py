@@ -60,6 +60,11 @@ class RecognitionStream(abc.ABC):
     def speech_resumed(self) -> None:
         """The user speaks again after `speculate()`: a final started then is moot."""
 
+    async def speculation(self) -> Transcript | None:
+        """After `speculate()`: the final `finish()` gives if only silence follows, once it is decoded (a turn may
+        ask for its reply with it before the endpoint). None where nothing is decoded ahead, or speech came back."""
+        return None
+
     def expedite(self) -> None:
         """The utterance has ended and a user waits for its final: a recogniser shared by many streams may
         do this stream's remaining work before the work of streams still speaking."""

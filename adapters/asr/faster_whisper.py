@@ -753,6 +753,16 @@ class FasterWhisperStream(RecognitionStream):
             self._drop(self._spec)
             self._spec = None
 
+    async def speculation(self) -> Transcript | None:
+        spec = self._spec
+        if spec is None:
+            return None
+        await asyncio.wait([spec])
+        if self._spec is not spec or spec.cancelled() or spec.exception() is not None:
+            return None  # speech came back, or the decode failed (the final will say so)
+        result = spec.result()
+        return self._transcript(self.policy.preview(result[0] if result is not None else None), is_final=True)
+
     async def _speculative(self) -> tuple[Hypothesis, float] | None:
         return await self._transcribe(final=True, speculative=True)
 

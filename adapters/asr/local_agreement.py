@@ -165,6 +165,11 @@ class LocalAgreement:
         self.forced_trims += 1
         return cut
 
+    def preview(self, hypothesis: Hypothesis | None) -> tuple[Word, ...]:
+        """What `finish(hypothesis)` would return, changing nothing."""
+        rest = self._fresh(hypothesis.words) if hypothesis is not None else self.tail
+        return tuple(self.confirmed) + rest
+
     def finish(self, hypothesis: Hypothesis | None) -> tuple[Word, ...]:
         """Confirm the rest: the final hypothesis' new words, or the newest tail when there is none."""
         rest = self._fresh(hypothesis.words) if hypothesis is not None else self.tail

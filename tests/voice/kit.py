@@ -67,10 +67,12 @@ TONE_AMPLITUDE = 8000
 # -- the fakes ------------------------------------------------------------------------------------------------
 
 class ScriptedStream(RecognitionStream):
-    """One utterance: counts the audio pushed; partials grow a word per half second; the final is the script."""
+    """One utterance: counts the audio pushed; partials grow a word per half second; the final is the script.
+    `speculates`: a speculation (`speculate()` with only silence after) is the final, as faster-whisper's is."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, speculates: bool = False) -> None:
         self.text = text
+        self.speculates = speculates
         self.options: RecognitionOptions | None = None  # what the session asked of this utterance
         self.samples = 0
         self.speculated_at: list[int] = []  # samples pushed when the turn said the user fell silent
@@ -96,9 +98,16 @@ class ScriptedStream(RecognitionStream):
     def speech_resumed(self) -> None:
         self.resumed += 1
 
+    async def speculation(self) -> Transcript | None:
+        await asyncio.sleep(0)  # decoded in the background, a moment after it was asked for
+        return self._final() if self.speculates and self.speculated_at else None
+
     async def finish(self) -> Transcript:
-        """The script, its words spread evenly over the audio pushed, each 0.9 sure."""
         self.finished = True
+        return self._final()
+
+    def _final(self) -> Transcript:
+        """The script, its words spread evenly over the audio pushed, each 0.9 sure."""
         words, audio_s = self.text.split(), self.samples / SAMPLE_RATE
         step = audio_s / max(1, len(words))
         timings = tuple(WordTiming(w, round(i * step, 3), round((i + 1) * step, 3), 0.9) for i, w in enumerate(words))
@@ -113,12 +122,13 @@ class ScriptedRecognizer(SpeechRecognizer):
 
     name = "scripted-asr"
 
-    def __init__(self, transcripts: Iterable[str] = ()) -> None:
+    def __init__(self, transcripts: Iterable[str] = (), speculates: bool = False) -> None:
         self.transcripts: deque[str] = deque(transcripts)
+        self.speculates = speculates
         self.streams: list[ScriptedStream] = []
 
     def stream(self, options: RecognitionOptions | None = None) -> RecognitionStream:
-        stream = ScriptedStream(self.transcripts.popleft() if self.transcripts else "")
+        stream = ScriptedStream(self.transcripts.popleft() if self.transcripts else "", self.speculates)
         stream.options = options
         self.streams.append(stream)
         return stream
@@ -332,11 +342,12 @@ class VoiceKit:
 async def voice_session(*, transcripts: Iterable[str] = (), replies: Iterable[str] = (),
                         session: dict[str, Any] | None = None, settings: Settings | None = None,
                         clock: ManualClock | None = None, limits: SessionLimits | None = None,
-                        policy: tuple = ()) -> AsyncIterator[VoiceKit]:
+                        policy: tuple = (), speculates: bool = False) -> AsyncIterator[VoiceKit]:
     """A started session over the fakes, configured as the server configures one (`VoiceServer.session_config`:
-    its silence window, transcription on with the router's recogniser) with `session` merged over it."""
+    its silence window, transcription on with the router's recogniser) with `session` merged over it.
+    `speculates`: the recogniser's speculative finals are ready at once, so replies are prefetched."""
     clock = clock or ManualClock(1_000.0)
-    asr, llm, tts = ScriptedRecognizer(transcripts), ScriptedLLM(replies), ToneSynthesizer()
+    asr, llm, tts = ScriptedRecognizer(transcripts, speculates), ScriptedLLM(replies), ToneSynthesizer()
     router = kit_router(asr, llm, tts, clock)
     await router.start(warm_speech=False)
     config = VoiceServer(settings or Settings(warmup=False), router).session_config(session)
