@@ -9,7 +9,9 @@ audio received. Server-side stages come from `somagent.turn.metrics`. Two stacks
 
 `SOMAGENT_BENCH_VOICE_STACKS=light` (or `models`) runs one of them. Replies are prefetched (asked for once the
 final transcript is decoded ahead of the endpoint, voice/prefetch.py) as the server does by default;
-`SOMAGENT_BENCH_VOICE_PREFETCH=0` asks the sessions not to, for the comparison.
+`SOMAGENT_BENCH_VOICE_PREFETCH=0` asks the sessions not to, for the comparison. `SOMAGENT_BENCH_VOICE_ROUNDS`
+(default 2) replays the fixtures that many times: the dialogue model samples, so one round of 9 turns varies by
+~+-50 ms at the median.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ async def _run(stack: str) -> None:
     models = ModelSettings.from_env({**os.environ, "SOMAGENT_STACK": stack})
     settings = Settings(capacity=CapacityLimits(measured=False), models=models)
     print(f"stack: {stack}", flush=True)
+    rounds = int(os.environ.get("SOMAGENT_BENCH_VOICE_ROUNDS", "2"))
     async with running_server(create_app(settings)) as url:
-        for f in files:
+        for f in files * rounds:
             result = await replay_file(url, f, speed=1.0, session=session)
             for turn in result.turns:
                 prefetched += bool((turn.server_metrics or {}).get("reply_prefetched"))
@@ -60,7 +63,7 @@ async def _run(stack: str) -> None:
                     if value is not None:
                         stages[k].append(value)
     silence = Settings().default_silence_ms
-    print(f"files: {len(files)}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice), "
+    print(f"files: {len(files)} x {rounds}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice), "
           f"replies prefetched: {prefetched}" + ("" if prefetch else " (prefetch off)"))
     p50, p95 = _pct(v2v, 50), _pct(v2v, 95)
     goal = GOALS[stack]

@@ -1,7 +1,6 @@
 """A GGUF chat model (llama-cpp-python) behind a minimal OpenAI-compatible HTTP server, run as its own process.
 
-    python -m adapters.llm.llama_server --model MODEL.gguf [--name NAME] [--threads N] [--batch-threads N] [--ctx N]
-        [--max-waiting N]
+    python -m adapters.llm.llama_server --model MODEL.gguf [--name NAME] [--threads N] [--ctx N] [--max-waiting N]
 
 `adapters.llm.local_server` starts and supervises it; it is reached through the same OpenAI-compatible adapter as
 any remote model. It serves `POST /v1/chat/completions` (streamed as server-sent events, or whole), `GET
@@ -50,13 +49,10 @@ class ChatEngine:
         self.last: dict[str, Any] = {}  # the last generation: completion tokens, whether its client left early
 
     @classmethod
-    def load(cls, model_path: str, name: str, threads: int, ctx: int, max_waiting: int,
-             batch_threads: int | None = None) -> ChatEngine:
-        """`threads` generate, `batch_threads` (default: as many) evaluate the prompt."""
+    def load(cls, model_path: str, name: str, threads: int, ctx: int, max_waiting: int) -> ChatEngine:
         from llama_cpp import Llama
 
-        llm = Llama(model_path=model_path, n_ctx=ctx, n_threads=threads, n_threads_batch=batch_threads or threads,
-                    verbose=False)
+        llm = Llama(model_path=model_path, n_ctx=ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
         for _ in llm.create_chat_completion(messages=[{"role": "user", "content": "Hi"}], max_tokens=1, stream=True):
             pass  # the first evaluation allocates its buffers: not on a user's turn
         return cls(llm, name, max_waiting)
@@ -161,8 +157,7 @@ def build_app(engine: ChatEngine) -> Any:
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": engine.name, "waiting": engine.waiting,
                              "busy": engine.lock.locked(), "generations": engine.generations,
-                             "last_generation": engine.last, "threads": getattr(engine.llm, "n_threads", None),
-                             "batch_threads": getattr(engine.llm, "n_threads_batch", None)})
+                             "last_generation": engine.last})
 
     async def models(_request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": engine.name, "object": "model", "owned_by": "local"}]})
@@ -243,7 +238,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="a GGUF chat model file")
     parser.add_argument("--name", default="local", help="the model name it answers as")
     parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
-    parser.add_argument("--batch-threads", type=int, default=0, help="threads evaluating the prompt (0: --threads)")
     parser.add_argument("--ctx", type=int, default=2048, help="context window in tokens")
     parser.add_argument("--max-waiting", type=int, default=4, help="requests that may wait for the model")
     parser.add_argument("--host", default="127.0.0.1")
@@ -263,8 +257,7 @@ def main(argv: list[str] | None = None) -> None:
 
     async def serve() -> None:
         try:
-            engine = ChatEngine.load(args.model, args.name, args.threads, args.ctx, args.max_waiting,
-                                     args.batch_threads or None)
+            engine = ChatEngine.load(args.model, args.name, args.threads, args.ctx, args.max_waiting)
         except Exception as exc:  # llama.cpp raises ValueError for a file it cannot load
             print(json.dumps({"ready": False, "error": f"cannot load {args.model!r}: {exc}"}), flush=True)
             raise SystemExit(3) from None

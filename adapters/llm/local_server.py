@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 ENV_MODEL = "SOMAGENT_SLM_MODEL"
 ENV_THREADS = "SOMAGENT_SLM_THREADS"
-ENV_BATCH_THREADS = "SOMAGENT_SLM_BATCH_THREADS"
 ENV_CTX = "SOMAGENT_SLM_CTX"
 SMOLLM2 = "smollm2-135m-instruct"
 READY_LINE_BYTES = 64 * 1024
@@ -70,10 +69,6 @@ class LocalServerConfig:
     model_path: str  # a GGUF chat model
     name: str = SMOLLM2  # the model name requests carry and telemetry shows
     threads: int = 0  # llama.cpp threads; 0: half the CPUs (at least 1, at most 4): recognition needs the rest
-    # ... for evaluating the prompt: 0: every CPU (at most 4). A reply's prompt is evaluated before its speech is
-    # synthesised and after its transcript is decoded, so the other cores are free then (SmolLM2's time to first
-    # token on 2 cores: ~200 ms on one thread, ~100 on two)
-    batch_threads: int = 0
     ctx: int = 2048  # context window; older turns of a longer conversation are left out
     max_waiting: int = 4  # requests that may wait for the model inside the process; more get 503 at once
     ready_timeout_s: float = 60.0  # from spawn to the model loaded
@@ -86,8 +81,8 @@ class LocalServerConfig:
     def __post_init__(self) -> None:
         if not self.model_path:
             raise ValueError("model_path is required")
-        if self.threads < 0 or self.batch_threads < 0 or self.ctx < 256 or self.max_waiting < 0:
-            raise ValueError("threads and batch_threads must be >= 0, ctx >= 256, max_waiting >= 0")
+        if self.threads < 0 or self.ctx < 256 or self.max_waiting < 0:
+            raise ValueError("threads must be >= 0, ctx >= 256, max_waiting >= 0")
         if not self.restart_delays_s or min(self.restart_delays_s) < 0:
             raise ValueError("restart_delays_s must be non-empty and non-negative")
 
@@ -95,14 +90,10 @@ class LocalServerConfig:
     def cpu_threads(self) -> int:
         return self.threads or max(1, min(4, (os.cpu_count() or 2) // 2))
 
-    @property
-    def cpu_batch_threads(self) -> int:
-        return self.batch_threads or max(1, min(4, os.cpu_count() or 2))
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalServerConfig | None:
-        """SOMAGENT_SLM_MODEL (a GGUF file; default: the bundled SmolLM2), _THREADS, _BATCH_THREADS, _CTX; None when
-        there is no model or no llama-cpp-python to run it."""
+        """SOMAGENT_SLM_MODEL (a GGUF file; default: the bundled SmolLM2), _THREADS, _CTX; None when there is no
+        model or no llama-cpp-python to run it."""
         env = os.environ if environ is None else environ
         path = env.get(ENV_MODEL) or str(bundled_gguf() or "")
         if not path:
@@ -112,8 +103,7 @@ class LocalServerConfig:
         if importlib.util.find_spec("llama_cpp") is None:
             return None
         name = SMOLLM2 if not env.get(ENV_MODEL) else Path(path).stem
-        return cls(model_path=path, name=name, threads=_int(env, ENV_THREADS, 0),
-                   batch_threads=_int(env, ENV_BATCH_THREADS, 0), ctx=_int(env, ENV_CTX, 2048))
+        return cls(model_path=path, name=name, threads=_int(env, ENV_THREADS, 0), ctx=_int(env, ENV_CTX, 2048))
 
 
 class LocalModelServer:
@@ -159,8 +149,7 @@ class LocalModelServer:
     def _argv(self) -> list[str]:
         c = self.config
         return [c.python, "-m", "adapters.llm.llama_server", "--model", c.model_path, "--name", c.name,
-                "--threads", str(c.cpu_threads), "--batch-threads", str(c.cpu_batch_threads),
-                "--ctx", str(c.ctx), "--max-waiting", str(c.max_waiting)]
+                "--threads", str(c.cpu_threads), "--ctx", str(c.ctx), "--max-waiting", str(c.max_waiting)]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         root = str(Path(__file__).resolve().parents[2])  # where the `adapters` package lives, for `-m`

@@ -182,9 +182,8 @@ def test_smollm2_answers_first_in_developer_light_and_test_and_production_keeps_
 def test_somagent_slm_model_names_another_gguf(tmp_path):
     gguf = tmp_path / "other-model.Q4.gguf"
     gguf.write_bytes(b"")
-    slm = LocalModels.from_env({"SOMAGENT_SLM_MODEL": str(gguf), "SOMAGENT_SLM_THREADS": "2",
-                                "SOMAGENT_SLM_BATCH_THREADS": "3"}).slm
-    assert (slm.model_path, slm.name, slm.cpu_threads, slm.cpu_batch_threads) == (str(gguf), "other-model.Q4", 2, 3)
+    slm = LocalModels.from_env({"SOMAGENT_SLM_MODEL": str(gguf), "SOMAGENT_SLM_THREADS": "2"}).slm
+    assert (slm.model_path, slm.name, slm.cpu_threads) == (str(gguf), "other-model.Q4", 2)
     with pytest.raises(ValueError, match="SOMAGENT_SLM_THREADS"):
         LocalModels.from_env({"SOMAGENT_SLM_THREADS": "many"})
 

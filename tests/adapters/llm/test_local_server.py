@@ -92,18 +92,6 @@ async def test_what_the_session_sends_reaches_the_model(smollm2):
     assert (await reply(smollm2, story))[0] == (await reply(smollm2, story))[0]
 
 
-async def test_the_prompt_is_evaluated_on_more_threads_than_the_tokens():
-    assert config().cpu_batch_threads == max(1, min(4, os.cpu_count() or 2))  # every core, at most 4
-    chat = LocalChat(config(threads=1, batch_threads=2))
-    await chat.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{chat.server.port}") as http:
-            health = (await http.get("/health")).json()
-        assert (health["threads"], health["batch_threads"]) == (1, 2)  # what llama.cpp was given
-    finally:
-        await chat.aclose()
-
-
 async def test_a_client_that_leaves_stops_the_generation(smollm2):
     stream = smollm2.stream(ask(SYSTEM, ("user", "Tell me a very long story about a dragon and a knight."),
                                 temperature=0.7, max_tokens=500))
