@@ -63,8 +63,8 @@ async def _run(stack: str) -> None:
                     if value is not None:
                         stages[k].append(value)
     silence = Settings().default_silence_ms
-    print(f"files: {len(files)} x {rounds}, turns measured: {len(v2v)}, silence window: {silence} ms (part of voice-to-voice), "
-          f"replies prefetched: {prefetched}" + ("" if prefetch else " (prefetch off)"))
+    print(f"files: {len(files)} x {rounds}, turns measured: {len(v2v)}, silence window: {silence} ms (part of "
+          f"voice-to-voice), replies prefetched: {prefetched}" + ("" if prefetch else " (prefetch off)"))
     p50, p95 = _pct(v2v, 50), _pct(v2v, 95)
     goal = GOALS[stack]
     print(f"voice-to-voice (client clock)  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   goal p50 <= {goal:.0f} ms: "

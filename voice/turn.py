@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[ev.ServerEvent], None]
 MIN_COMMIT_MS = 100
-SPECULATE_MS = 100  # silence after which the final may be decoded ahead of the endpoint
+# Silence after which the final may be decoded ahead of the endpoint (and the reply asked for with it). 40 ms, not
+# 100: Whisper's final is then ready ~130 ms later, well before the 300 ms endpoint, for the same WER and decodes
+# (speculation pauses partials: 74 decodes against 72 over the 9 fixtures) and ~100 ms sooner a reply.
+SPECULATE_MS = 40
 FEATURE_WARMUP_FRAMES = 2  # 40 ms before an onset: more than the features' 512-sample (32 ms) analysis window
 MAX_METRICS = 200
 TRUNCATE_SLACK_MS = 100  # a client's playback clock may run this far past the audio generated; more is an error

@@ -18,8 +18,9 @@ def silence(ms: int) -> np.ndarray:
 
 
 def speech(ms_after: int, start_ms: int = 0) -> np.ndarray:
-    """The fixture's speech (its trailing 0.44 s of quiet cut off), then `ms_after` of silence: past 100 ms the
-    final is decoded ahead, at 300 the turn ends. From `start_ms` 500 it is one run of speech, with no pause."""
+    """The fixture's speech (its trailing 0.44 s of quiet cut off), then `ms_after` of silence: past 40 ms
+    (voice/turn.py SPECULATE_MS) the final is decoded ahead, at 300 the turn ends. From `start_ms` 500 it is one
+    run of speech, with no pause."""
     return np.concatenate([speech_clip(silence_s=0.0)[16 * start_ms : 16 * 2360], silence(ms_after)])
 
 

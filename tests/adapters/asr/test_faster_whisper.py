@@ -165,12 +165,25 @@ def test_likely_no_speech_is_kept_when_it_was_decoded_with_confidence():
     """Whisper's rule: both a high no-speech probability and a low average log-probability drop a segment."""
     from adapters.asr.faster_whisper import _Segment
 
-    stream = FasterWhisperRecognizer(config()).stream()
-    five = _Segment(0.0, 1.4, 0.70, -0.78, ((" 5", 0.0, 0.6, 0.65), (" 5.", 0.6, 1.4, 0.5)))
-    made_up = _Segment(0.0, 1.4, 0.95, -1.48, ((" I'm", 0.0, 0.6, 0.6), (" going.", 0.6, 1.4, 0.5)))
+    stream = FasterWhisperRecognizer(config(no_speech_word_probability=None)).stream()
+    five = _Segment(0.0, 1.4, 0.70, -0.78, ((" 5", 0.0, 0.6, 0.3), (" 5.", 0.6, 1.4, 0.3)))
+    made_up = _Segment(0.0, 1.4, 0.95, -1.48, ((" I'm", 0.0, 0.6, 0.3), (" going.", 0.6, 1.4, 0.2)))
     assert join_words(stream._hypothesis([five, made_up], 0.0, 2.0).words) == "5 5."
-    strict = FasterWhisperRecognizer(config(logprob_threshold=None)).stream()
+    strict = FasterWhisperRecognizer(config(logprob_threshold=None, no_speech_word_probability=None)).stream()
     assert strict._hypothesis([five, made_up], 0.0, 2.0).words == ()
+
+
+def test_likely_no_speech_is_kept_when_its_words_are_believed():
+    """The same short "five five" with a little less trailing silence: decoded without confidence, but its words
+    are believed (text made up from noise averages 0.15-0.35)."""
+    from adapters.asr.faster_whisper import _Segment
+
+    five = _Segment(0.0, 1.4, 0.62, -1.18, ((" 5", 0.0, 0.6, 0.65), (" 5.", 0.6, 1.4, 0.62)))
+    made_up = _Segment(1.4, 2.0, 0.95, -1.51, ((" I'm", 1.4, 1.6, 0.4), (" going.", 1.6, 2.0, 0.2)))
+    stream = FasterWhisperRecognizer(config()).stream()
+    assert join_words(stream._hypothesis([five, made_up], 0.0, 2.0).words) == "5 5."
+    without = FasterWhisperRecognizer(config(no_speech_word_probability=None)).stream()
+    assert without._hypothesis([five, made_up], 0.0, 2.0).words == ()
 
 
 async def test_buffer_is_trimmed_and_bounded():
