@@ -1,6 +1,7 @@
 """espeak-ng: the embedded offline synthesiser (Debian's espeak-ng), streamed from its stdout.
 
-Text goes in on stdin (never argv, so no text can pass as an option); audio is read as it is produced.
+Text goes in on stdin (never argv, so no text can pass as an option); audio is read as it is produced. The process
+is started off the event loop (adapters/spawn.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.errors import AdapterError, AdapterUnavailable
+from adapters.spawn import spawn
 from adapters.tts.base import SpeechSynthesizer
 
 WAV_HEADER_BYTES = 44
@@ -61,18 +63,12 @@ class EspeakSynthesizer(SpeechSynthesizer):
         text = text.strip()
         if not text:
             return
+        argv = [self.config.binary, "--stdout", "-v", self._voice(voice), "-s", str(self.config.words_per_minute)]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.config.binary, "--stdout", "-v", self._voice(voice), "-s", str(self.config.words_per_minute),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )
+            proc = await spawn(argv, text.encode("utf-8") + b"\n")  # off the loop: see adapters/spawn.py
         except (FileNotFoundError, PermissionError) as exc:
             raise AdapterUnavailable(f"cannot start {self.config.binary}: {exc}") from exc
         try:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(text.encode("utf-8") + b"\n")
-            await proc.stdin.drain()
-            proc.stdin.close()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (barge-in).
             async with asyncio.timeout(self.config.timeout_s):
                 header = await proc.stdout.readexactly(WAV_HEADER_BYTES)
@@ -92,13 +88,10 @@ class EspeakSynthesizer(SpeechSynthesizer):
             async with asyncio.timeout(self.config.timeout_s):
                 code = await proc.wait()
             if code != 0:
-                err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
-                raise AdapterError(f"espeak-ng exited with {code}: {err}")
+                raise AdapterError(f"espeak-ng exited with {code}: {await proc.stderr()}")
         except asyncio.IncompleteReadError as exc:
             raise AdapterError("espeak-ng ended before producing audio") from exc
         except asyncio.TimeoutError as exc:
             raise AdapterError("espeak-ng timed out", outcome="timeout") from exc
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await proc.aclose()
