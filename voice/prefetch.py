@@ -38,11 +38,6 @@ class PrefetchedReply:
             self._queue.put_nowait(exc)
         self._queue.put_nowait(_END)
 
-    @property
-    def chunks_ready(self) -> int:
-        """Chunks received and not yet read."""
-        return self._queue.qsize()
-
     def matches(self, role: Role, request: ChatRequest) -> bool:
         return not self._taken and role == self.role and request == self.request
 
