@@ -1,12 +1,13 @@
-"""Child processes started off the event loop, for engines run once per request (espeak-ng).
+"""Child processes started off the event loop: espeak-ng (one per sentence) and the local model's server.
 
 uvloop's `subprocess_exec` forks on the loop's thread and waits there for the child to exec, and its child runs
 the fork handlers the process registered: with model threads running beside it (CTranslate2, onnxruntime, tqdm's
 monitor) the child can hang before its exec, and the loop with it: `bench_load`'s talking step with Whisper and
 espeak-ng froze the server that way (every session, `/healthz` too, at 0.05 cores, the loop in
-`create_subprocess_exec`). `subprocess.Popen` on a worker thread (vfork, no Python code in the child) instead: the
-loop only ever reads the child's stdout when it is readable. (Not `connect_read_pipe`: uvloop's transport closes the
-descriptor itself, and the `Popen`'s file object closed it again later, by then another pipe's.)
+`create_subprocess_exec`). `subprocess.Popen` on a worker thread (vfork, no Python code in the child) instead; the
+loop reads the child's output when its pipe is readable and learns of its exit from a pidfd, so no thread waits
+for a child that lives long. (Not `connect_read_pipe`: uvloop's transport closed the descriptor itself, and the
+`Popen`'s file object closed it again later, by then another child's pipe.)
 """
 
 from __future__ import annotations
@@ -14,24 +15,23 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-_SPAWNER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spawn")  # starts and reaps; each call is short
+_SPAWNER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spawn")  # starts children; each call is short
 READ_LIMIT = 1 << 20
 READ_BYTES = 1 << 16
 
 
-class Child:
-    """A started process: its stdout as a `StreamReader` (fed by the loop's reader callback on the pipe, whose only
-    owner is the `Popen`'s file object), its input already written and closed."""
+class _PipeReader:
+    """A child's output pipe into a `StreamReader`, read by the loop when it is readable; the `Popen`'s file
+    object stays the descriptor's one owner."""
 
-    def __init__(self, popen: subprocess.Popen, loop: asyncio.AbstractEventLoop) -> None:
-        assert popen.stdout is not None
-        self._popen = popen
+    def __init__(self, pipe, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.stream = asyncio.StreamReader(limit=limit, loop=loop)
+        self._pipe = pipe
         self._loop = loop
-        self.stdout = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-        self._fd = popen.stdout.fileno()
+        self._fd = pipe.fileno()
         os.set_blocking(self._fd, False)
         loop.add_reader(self._fd, self._readable)
         self._reading = True
@@ -42,19 +42,49 @@ class Child:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._stop_reading()
-            self.stdout.set_exception(exc)
+            self.stop()
+            self.stream.set_exception(exc)
             return
         if data:
-            self.stdout.feed_data(data)
+            self.stream.feed_data(data)
         else:
-            self._stop_reading()
-            self.stdout.feed_eof()
+            self.stop()
+            self.stream.feed_eof()
 
-    def _stop_reading(self) -> None:
+    def stop(self) -> None:
         if self._reading:
             self._reading = False
             self._loop.remove_reader(self._fd)
+
+    def close(self) -> None:
+        self.stop()
+        self._pipe.close()
+
+
+class Child:
+    """A started process: `stdout` and `stderr` as `StreamReader`s, its stdin closed once `data` was written
+    (or kept open for `close_stdin()`), `wait()` resolved by the loop when it exits."""
+
+    def __init__(self, popen: subprocess.Popen, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        assert popen.stdout is not None and popen.stderr is not None
+        self._popen = popen
+        self._loop = loop
+        self._out = _PipeReader(popen.stdout, loop, limit)
+        self._err = _PipeReader(popen.stderr, loop, limit)
+        self.stdout, self.stderr = self._out.stream, self._err.stream
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._pidfd = os.pidfd_open(popen.pid)
+        loop.add_reader(self._pidfd, self._reap)
+
+    def _reap(self) -> None:
+        code = self._popen.poll()
+        if code is None:
+            return
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        if not self._exited.done():
+            self._exited.set_result(code)
 
     @property
     def pid(self) -> int:
@@ -62,54 +92,62 @@ class Child:
 
     @property
     def returncode(self) -> int | None:
-        return self._popen.poll()
+        return self._popen.returncode
 
     async def wait(self) -> int:
-        """Its exit status (reaped on a worker thread: the loop never waits)."""
-        return await self._loop.run_in_executor(_SPAWNER, self._popen.wait)
+        """Its exit status, once it has exited (the loop is told by its pidfd: nothing waits meanwhile)."""
+        return await asyncio.shield(self._exited)
 
-    async def stderr(self) -> str:
-        """What it wrote to stderr; call once it has exited."""
-        err = self._popen.stderr
-        if err is None:
-            return ""
-        data = await self._loop.run_in_executor(_SPAWNER, err.read)
-        return data.decode(errors="replace").strip()
+    def close_stdin(self) -> None:
+        if self._popen.stdin is not None and not self._popen.stdin.closed:
+            self._popen.stdin.close()
+
+    def terminate(self) -> None:
+        if self._popen.returncode is None:
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        if self._popen.returncode is None:
+            self._popen.kill()
 
     async def aclose(self) -> None:
         """Kill it if it still runs, reap it, close its pipes."""
-        self._stop_reading()
-        if self._popen.poll() is None:
-            self._popen.kill()
+        self.close_stdin()
+        self.kill()
         await self.wait()
-        for pipe in (self._popen.stdout, self._popen.stderr):
-            if pipe is not None:
-                pipe.close()
+        self._out.close()
+        self._err.close()
 
 
-def _start(argv: Sequence[str], data: bytes) -> subprocess.Popen:
-    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _start(argv: Sequence[str], data: bytes, env: Mapping[str, str] | None, keep_stdin: bool) -> subprocess.Popen:
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=None if env is None else dict(env))
     assert proc.stdin is not None
     try:
-        proc.stdin.write(data)  # a line of text: well under the pipe's buffer
+        if data:
+            proc.stdin.write(data)  # a line of text: well under the pipe's buffer
+            proc.stdin.flush()
     except BrokenPipeError:
         pass  # it exited at once; its status says why
     finally:
-        proc.stdin.close()
+        if not keep_stdin:
+            proc.stdin.close()
     return proc
 
 
-async def spawn(argv: Sequence[str], data: bytes = b"") -> Child:
-    """Start `argv` with `data` on its stdin. FileNotFoundError / PermissionError as `subprocess.Popen` raises
-    them. A caller cancelled meanwhile leaves no process behind."""
+async def spawn(argv: Sequence[str], data: bytes = b"", *, env: Mapping[str, str] | None = None,
+                keep_stdin: bool = False, limit: int = READ_LIMIT) -> Child:
+    """Start `argv` with `data` on its stdin (closed after it unless `keep_stdin`: a child that lives as long as
+    its stdin stays open). FileNotFoundError / PermissionError as `subprocess.Popen` raises them. A caller
+    cancelled meanwhile leaves no process behind."""
     loop = asyncio.get_running_loop()
-    started = loop.run_in_executor(_SPAWNER, _start, argv, data)
+    started = loop.run_in_executor(_SPAWNER, _start, argv, data, env, keep_stdin)
     try:
         proc = await asyncio.shield(started)
     except asyncio.CancelledError:
         started.add_done_callback(_kill_started)
         raise
-    return Child(proc, loop)
+    return Child(proc, loop, limit)
 
 
 def _kill_started(started: asyncio.Future) -> None:

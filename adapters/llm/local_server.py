@@ -1,8 +1,8 @@
 """A local language model in its own process, supervised, reached as any OpenAI-compatible server.
 
 `LocalModelServer` starts `python -m adapters.llm.llama_server` (a GGUF model on llama-cpp-python, on a loopback
-port the child picks and reports) as an asyncio subprocess, waits for it with bounded waits, and restarts it when it
-dies (with growing pauses). `LocalChat` is the `ChatModel` the router holds: it sends each request through
+port the child picks and reports) off the loop (adapters/spawn.py), waits for it with bounded waits, and restarts it
+when it dies (with growing pauses). `LocalChat` is the `ChatModel` the router holds: it sends each request through
 `OpenAICompatChat` (the adapter remote models use, so local and remote models are one code path) to the process
 while it is up, and refuses at once (`AdapterUnavailable`) while it is starting or restarting, so the router's
 next candidate (the embedded responder) answers meanwhile. The event loop never waits on the model: generation
@@ -29,6 +29,7 @@ from adapters.aio import TaskSet, cancel_and_wait
 from adapters.errors import AdapterError, AdapterUnavailable
 from adapters.llm.base import ChatChunk, ChatModel, ChatRequest
 from adapters.llm.openai_compat import OpenAICompatChat, OpenAICompatConfig
+from adapters.spawn import Child, spawn
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class LocalModelServer:
         self.starts = 0  # processes started
         self.restarts = 0  # of those, after one had died
         self.last_error: str | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: Child | None = None
         self._attempted: asyncio.Event | None = None
         self._tasks = TaskSet()
         self._supervisor: asyncio.Task | None = None
@@ -151,17 +152,16 @@ class LocalModelServer:
         return [c.python, "-m", "adapters.llm.llama_server", "--model", c.model_path, "--name", c.name,
                 "--threads", str(c.cpu_threads), "--ctx", str(c.ctx), "--max-waiting", str(c.max_waiting)]
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> Child:
         root = str(Path(__file__).resolve().parents[2])  # where the `adapters` package lives, for `-m`
         env = dict(os.environ)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return await asyncio.create_subprocess_exec(
-            *self._argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, limit=READY_LINE_BYTES)
+        # off the loop, never uvloop's subprocess_exec: a restart forks beside the recognisers' and Piper's threads
+        # (adapters/spawn.py); it lives as long as its stdin stays open
+        return await spawn(self._argv(), env=env, keep_stdin=True, limit=READY_LINE_BYTES)
 
-    async def _wait_ready(self, proc: asyncio.subprocess.Process) -> int:
+    async def _wait_ready(self, proc: Child) -> int:
         """The port from the child's ready line (bounded wait); AdapterUnavailable when it says it cannot serve."""
-        assert proc.stdout is not None
         async with asyncio.timeout(self.config.ready_timeout_s):
             while True:
                 line = await proc.stdout.readline()
@@ -214,8 +214,8 @@ class LocalModelServer:
             finally:
                 if self.state != "closed":
                     self.port = None
-                if proc is not None and proc.returncode is None and self.state != "closed":
-                    await self._stop(proc)
+                if proc is not None and self.state != "closed":
+                    await self._stop(proc)  # ends it if it still runs; closes its pipes either way
             delay = self.config.restart_delays_s[min(failures, len(self.config.restart_delays_s) - 1)]
             failures += 1
             self.state = "restarting"
@@ -225,23 +225,21 @@ class LocalModelServer:
             await asyncio.sleep(delay)
             self.restarts += 1
 
-    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+    async def _stop(self, proc: Child) -> None:
         """Close its stdin (it exits by itself), then terminate, then kill: each wait bounded."""
-        if proc.returncode is not None:
-            return
-        if proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
-        for signal_it in (None, proc.terminate, proc.kill):
-            if signal_it is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    signal_it()
-            try:
-                async with asyncio.timeout(self.config.stop_timeout_s / 3):
-                    await proc.wait()
-                return
-            except TimeoutError:
-                continue
+        if proc.returncode is None:
+            proc.close_stdin()
+            for signal_it in (None, proc.terminate, proc.kill):
+                if signal_it is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal_it()
+                try:
+                    async with asyncio.timeout(self.config.stop_timeout_s / 3):
+                        await proc.wait()
+                    break
+                except TimeoutError:
+                    continue
+        await proc.aclose()  # its pipes (it is reaped by now, or killed and reaped here)
 
     async def aclose(self) -> None:
         if self.state == "closed":

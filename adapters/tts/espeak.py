@@ -88,7 +88,9 @@ class EspeakSynthesizer(SpeechSynthesizer):
             async with asyncio.timeout(self.config.timeout_s):
                 code = await proc.wait()
             if code != 0:
-                raise AdapterError(f"espeak-ng exited with {code}: {await proc.stderr()}")
+                async with asyncio.timeout(self.config.timeout_s):
+                    err = (await proc.stderr.read()).decode(errors="replace").strip()
+                raise AdapterError(f"espeak-ng exited with {code}: {err}")
         except asyncio.IncompleteReadError as exc:
             raise AdapterError("espeak-ng ended before producing audio") from exc
         except asyncio.TimeoutError as exc:
