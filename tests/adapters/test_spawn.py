@@ -88,6 +88,30 @@ def test_many_children_at_once_each_get_their_own_output():
     on_uvloop(main)
 
 
+async def test_a_child_kept_on_its_stdin_lives_until_it_is_closed():
+    child = await spawn(["cat"], b"x", keep_stdin=True)
+    assert await asyncio.wait_for(child.stdout.readexactly(1), 10) == b"x"
+    assert child.returncode is None  # cat still waits for more
+    child.close_stdin()
+    assert await asyncio.wait_for(child.wait(), 10) == 0
+    await child.aclose()
+
+
+async def test_children_waited_for_hold_no_thread():
+    """Waiting for long-lived children (the local model's server) takes none of the threads that start children."""
+    sleepers = [await spawn(["sleep", "30"]) for _ in range(4)]
+    waits = [asyncio.ensure_future(s.wait()) for s in sleepers]
+    try:
+        child = await asyncio.wait_for(spawn(["echo", "still starting"]), 10)
+        assert await asyncio.wait_for(child.stdout.read(), 10) == b"still starting\n"
+        await child.aclose()
+        assert not any(w.done() for w in waits)
+    finally:
+        for s in sleepers:
+            await s.aclose()
+    assert all(w.done() and w.result() < 0 for w in waits)  # killed
+
+
 async def test_a_child_closed_early_is_killed_and_reaped():
     child = await spawn(["sleep", "30"])
     await asyncio.wait_for(child.aclose(), 10)
