@@ -1,4 +1,5 @@
-"""Child processes started off the event loop: espeak-ng (one per sentence) and the local model's server.
+"""Child processes started off the event loop: espeak-ng (one per sentence), the local model's server, the capsule
+sandbox.
 
 uvloop's `subprocess_exec` forks on the loop's thread and waits there for the child to exec, and its child runs
 the fork handlers the process registered: with model threads running beside it (CTranslate2, onnxruntime, tqdm's
@@ -66,12 +67,13 @@ class Child:
     (or kept open for `close_stdin()`), `wait()` resolved by the loop when it exits."""
 
     def __init__(self, popen: subprocess.Popen, loop: asyncio.AbstractEventLoop, limit: int) -> None:
-        assert popen.stdout is not None and popen.stderr is not None
+        assert popen.stdout is not None
         self._popen = popen
         self._loop = loop
         self._out = _PipeReader(popen.stdout, loop, limit)
-        self._err = _PipeReader(popen.stderr, loop, limit)
-        self.stdout, self.stderr = self._out.stream, self._err.stream
+        self._err = _PipeReader(popen.stderr, loop, limit) if popen.stderr is not None else None
+        self.stdout = self._out.stream
+        self.stderr = self._err.stream if self._err is not None else None  # None: merged into stdout
         self._exited: asyncio.Future[int] = loop.create_future()
         self._pidfd = os.pidfd_open(popen.pid)
         loop.add_reader(self._pidfd, self._reap)
@@ -116,12 +118,12 @@ class Child:
         self.kill()
         await self.wait()
         self._out.close()
-        self._err.close()
+        if self._err is not None:
+            self._err.close()
 
 
-def _start(argv: Sequence[str], data: bytes, env: Mapping[str, str] | None, keep_stdin: bool) -> subprocess.Popen:
-    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=None if env is None else dict(env))
+def _start(argv: Sequence[str], data: bytes, keep_stdin: bool, options: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, **options)
     assert proc.stdin is not None
     try:
         if data:
@@ -136,12 +138,16 @@ def _start(argv: Sequence[str], data: bytes, env: Mapping[str, str] | None, keep
 
 
 async def spawn(argv: Sequence[str], data: bytes = b"", *, env: Mapping[str, str] | None = None,
-                keep_stdin: bool = False, limit: int = READ_LIMIT) -> Child:
+                cwd: str | None = None, keep_stdin: bool = False, new_session: bool = False,
+                merge_stderr: bool = False, limit: int = READ_LIMIT) -> Child:
     """Start `argv` with `data` on its stdin (closed after it unless `keep_stdin`: a child that lives as long as
-    its stdin stays open). FileNotFoundError / PermissionError as `subprocess.Popen` raises them. A caller
-    cancelled meanwhile leaves no process behind."""
+    its stdin stays open), in `cwd` with `env`; `new_session`: its own process group (to kill it whole);
+    `merge_stderr`: stderr into stdout. FileNotFoundError / PermissionError as `subprocess.Popen` raises them. A
+    caller cancelled meanwhile leaves no process behind."""
     loop = asyncio.get_running_loop()
-    started = loop.run_in_executor(_SPAWNER, _start, argv, data, env, keep_stdin)
+    options = {"stderr": subprocess.STDOUT if merge_stderr else subprocess.PIPE, "cwd": cwd,
+               "env": None if env is None else dict(env), "start_new_session": new_session}
+    started = loop.run_in_executor(_SPAWNER, _start, argv, data, keep_stdin, options)
     try:
         proc = await asyncio.shield(started)
     except asyncio.CancelledError:

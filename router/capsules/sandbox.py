@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.spawn import Child, spawn
+
 CPU_S = 5
 MEMORY_BYTES = 512 * 1024 * 1024
 FILE_BYTES = 1024 * 1024
@@ -98,13 +100,14 @@ async def run_tests(code: str, tests: str, timeout_s: float = 5.0) -> TestOutcom
         Path(scratch, "solution.py").write_text(code)
         Path(scratch, "tests.py").write_text(tests)
         Path(scratch, "harness.py").write_text(f"LIMITS = {_LIMITS!r}\n{_HARNESS}")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "harness.py", cwd=scratch, env={"PATH": "/usr/bin:/bin"},
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)  # its own process group, killed whole at the deadline
+        # off the loop (adapters/spawn.py: never uvloop's subprocess_exec beside the server's model threads), in its
+        # own process group, killed whole at the deadline
+        proc = await spawn([sys.executable, "-I", "harness.py"], cwd=scratch, env={"PATH": "/usr/bin:/bin"},
+                           new_session=True, merge_stderr=True)
         try:
             async with asyncio.timeout(timeout_s):
-                out, _ = await proc.communicate()
+                out = await proc.stdout.read()
+                await proc.wait()
         except TimeoutError:
             _kill(proc)
             await proc.wait()
@@ -113,6 +116,7 @@ async def run_tests(code: str, tests: str, timeout_s: float = 5.0) -> TestOutcom
             if proc.returncode is None:
                 _kill(proc)
                 await proc.wait()
+            await proc.aclose()
     text = out[-OUTPUT_BYTES:].decode("utf-8", "replace")
     marker = text.rfind("@@RESULT@@")
     if marker < 0:
@@ -124,7 +128,7 @@ async def run_tests(code: str, tests: str, timeout_s: float = 5.0) -> TestOutcom
     return TestOutcome(int(data["passed"]), int(data["failed"]), data["error"])
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
+def _kill(proc: Child) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
