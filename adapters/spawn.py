@@ -161,4 +161,13 @@ def _kill_started(started: asyncio.Future) -> None:
         return
     proc: subprocess.Popen = started.result()
     proc.kill()
-    _SPAWNER.submit(proc.communicate)  # reaps it and closes its pipes
+    _SPAWNER.submit(_reap_killed, proc)
+
+
+def _reap_killed(proc: subprocess.Popen) -> None:
+    """Worker thread: reap a child killed at once, close its pipes. (Not `communicate()`: with its stdin closed
+    already it raises before it waits, and the child stays a zombie.)"""
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

@@ -45,7 +45,8 @@ async def _run(stack: str) -> None:
     v2v: list[float] = []
     prefetched = 0
     prefetch = os.environ.get("SOMAGENT_BENCH_VOICE_PREFETCH", "1") != "0"
-    session = {"somagent": {"events": True, "prefetch_reply": prefetch}}
+    # the server's default (None: where the dialogue model costs nothing, as SmolLM2 and the responder do), or off
+    session = {"somagent": {"events": True, "prefetch_reply": None if prefetch else False}}
     stages: dict[str, list[float]] = {k: [] for k in STAGES}
     models = ModelSettings.from_env({**os.environ, "SOMAGENT_STACK": stack})
     settings = Settings(capacity=CapacityLimits(measured=False), models=models)

@@ -144,11 +144,12 @@ class SomagentOptions(_Model):
     """Our additions. `events` turns on `somagent.*` events (partials, metrics, analytics) for this session;
     `persona` names the persona whose overrides and SLAs the router applies to this conversation.
     `prefetch_reply` asks the dialogue model once the final transcript is decoded ahead of the endpoint, before the
-    turn ends (voice/prefetch.py): a reply sooner, and one paid for and dropped when the user speaks on."""
+    turn ends (voice/prefetch.py): a reply sooner, and one asked for and dropped when the user speaks on. None (the
+    default): only where the dialogue model costs nothing (a local one); a billed provider would bill the dropped."""
 
     events: bool = False
     persona: str | None = Field(None, min_length=1, max_length=128)
-    prefetch_reply: bool = True
+    prefetch_reply: bool | None = None
 
 
 class FunctionTool(_Model):

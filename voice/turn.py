@@ -26,7 +26,7 @@ from adapters.errors import AdapterError
 from dsp import FRAME_SAMPLES, StreamingFeatures, UtteranceAnalytics
 from dsp.embedding import UtteranceEmbedding
 from dsp.silero import FrameVad, make_frame_vad
-from router import CallContext, ModelRouter
+from router import CallContext, ModelRouter, Role
 from voice import events as ev
 from voice.client_events import ResponseParams
 from voice.codec import OutputEncoder
@@ -325,7 +325,7 @@ class TurnController:
         slot is free."""
         cfg = self._config()
         td = cfg.audio.input.turn_detection
-        if td is None or not td.create_response or (cfg.somagent is not None and not cfg.somagent.prefetch_reply):
+        if td is None or not td.create_response or (cfg.somagent is not None and cfg.somagent.prefetch_reply is False):
             return False
         if self.echo.pending or not self._turns.empty() or self._finishing is not None:
             return False
@@ -341,9 +341,23 @@ class TurnController:
         user = Item(id=item_id or "", role="user", kind="input_audio", text=final.text)
         then = [user] if options.tools else [user, Item(id="", role="assistant", kind="output_audio", text="")]
         request = chat_request(options, self._conversation, then)
-        self._prefetched = PrefetchedReply(self._router, dialogue_role(self._router, request, self.ctx), request,
-                                           self.ctx)
+        role = dialogue_role(self._router, request, self.ctx)
+        wanted = cfg.somagent.prefetch_reply if (cfg := self._config()).somagent is not None else None
+        if wanted is None and not self._costs_nothing(role):
+            return
+        self._prefetched = PrefetchedReply(self._router, role, request, self.ctx)
         self.prefetches += 1
+
+    def _costs_nothing(self, role: Role) -> bool:
+        """The model the router would ask first is priced at nothing (a local one): a reply asked for and dropped
+        costs it nothing but a moment of its time."""
+        try:
+            first = self._router.candidates(role, self.ctx)[0]
+        except (LookupError, IndexError):
+            return False
+        entry = self._router.catalog.get(first)
+        price = entry.price if entry is not None else None
+        return price is not None and price.input == 0 and price.output == 0
 
     def _drop_prefetch(self) -> None:
         """Speech came back (or the utterance is gone): the reply asked for is not the one the turn will want."""

@@ -4,8 +4,10 @@ handler that would hang a forked child (as model threads' locks can) does not ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -116,6 +118,37 @@ async def test_a_child_closed_early_is_killed_and_reaped():
     child = await spawn(["sleep", "30"])
     await asyncio.wait_for(child.aclose(), 10)
     assert child.returncode is not None and child.returncode < 0  # killed
+
+
+async def test_a_caller_cancelled_while_its_child_starts_leaves_no_zombie():
+    for _ in range(20):  # some cancels land before the start, some while it runs, some after
+        task = asyncio.ensure_future(spawn(["sleep", "30"]))
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            child = await task
+            await child.aclose()  # started before the cancel landed: closed here
+    for _ in range(100):  # bounded: 5 s for the worker thread to reap what it killed
+        left = _children("sleep")
+        if not left:
+            break
+        await asyncio.sleep(0.05)
+    assert not left, left  # neither running nor a zombie
+
+
+def _children(comm: str) -> list[str]:
+    """This process's children named `comm`, with their state, from /proc (starting `ps` would let `subprocess`
+    reap zombies of Popen objects already collected, and hide them)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = rest.split()
+        if head.split("(", 1)[1] == comm and int(fields[1]) == os.getpid():
+            found.append(f"{stat.parent.name} {fields[0]}")
+    return found
 
 
 async def test_a_missing_binary_is_the_error_popen_raises():

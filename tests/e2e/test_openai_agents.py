@@ -21,7 +21,8 @@ from tests.router.fake_chat_server import FakeChatServer, Script
 from voice.config import Settings
 
 RATE = 24000
-STORY = tuple(f" The story goes on, part {i}." for i in range(40))
+# long enough that its speech is still being made when the user talks over it: espeak-ng says a part in ~50 ms
+STORY = tuple(f" The story goes on, part {i}." for i in range(400))
 
 
 def _speech24() -> bytes:

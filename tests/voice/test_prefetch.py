@@ -5,12 +5,15 @@ speaks on, the context changes first, or the session does not want it. Driven th
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 
+from router.catalog import Price, Unit
 from tests.voice.kit import speech_clip, voice_session
 
 REPLY = "The lights are on."
+ALWAYS = {"somagent": {"prefetch_reply": True}}  # the kit's dialogue model has no price: by default, no prefetch
 
 
 def silence(ms: int) -> np.ndarray:
@@ -34,7 +37,7 @@ async def until_requests(kit, n: int) -> None:
 
 async def test_the_reply_is_asked_for_before_the_turn_ends_and_sent_after_it():
     async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True,
-                             session={"somagent": {"events": True}}) as kit:
+                             session={"somagent": {"events": True, "prefetch_reply": True}}) as kit:
         await kit.speak(speech(200))  # silent long enough to speculate, not to end the turn
         await until_requests(kit, 1)
         before = [e["type"] for e in kit.received()]
@@ -55,7 +58,8 @@ async def test_the_reply_is_asked_for_before_the_turn_ends_and_sent_after_it():
 
 
 async def test_speech_that_comes_back_drops_the_prefetched_reply():
-    async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True) as kit:
+    async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True,
+                             session=ALWAYS) as kit:
         kit.llm.hold(after=1)  # the first reply stays under way until it is dropped
         await kit.speak(speech(200))
         await until_requests(kit, 1)
@@ -72,7 +76,8 @@ async def test_speech_that_comes_back_drops_the_prefetched_reply():
 
 
 async def test_a_context_changed_before_the_response_is_asked_again():
-    async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True) as kit:
+    async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True,
+                             session=ALWAYS) as kit:
         await kit.speak(speech(200))
         await until_requests(kit, 1)
         await kit.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}})
@@ -86,9 +91,25 @@ async def test_a_context_changed_before_the_response_is_asked_again():
     assert kit.session.turns.metrics[-1].prefetched is False
 
 
+async def test_by_default_only_a_model_that_costs_nothing_is_asked_ahead():
+    for price, asked in ((None, 0), (Price(Unit.TOKENS_1K, 0.0005, 0.0015), 0), (Price(Unit.TOKENS_1K, 0.0, 0.0), 1)):
+        async with voice_session(transcripts=["turn on the lights"], replies=[REPLY] * 4, speculates=True) as kit:
+            catalog = kit.router.catalog
+            catalog.add(replace(catalog.entry(kit.llm.name), price=price))  # unknown, billed, local
+            await kit.speak(speech(200, start_ms=500))
+            if asked:
+                await until_requests(kit, 1)
+            else:
+                await asyncio.sleep(0.05)
+            assert len(kit.llm.requests) == kit.session.turns.prefetches == asked, price
+            await kit.speak(silence(300))
+            await kit.until("response.done")
+
+
 async def test_no_prefetch_when_the_session_turns_it_off_or_wants_no_response():
     for session in ({"somagent": {"prefetch_reply": False}},
-                    {"audio": {"input": {"turn_detection": {"type": "server_vad", "create_response": False}}}}):
+                    {"somagent": {"prefetch_reply": True},
+                     "audio": {"input": {"turn_detection": {"type": "server_vad", "create_response": False}}}}):
         async with voice_session(transcripts=["turn on the lights"], replies=[REPLY], speculates=True,
                                  session=session) as kit:
             await kit.speak(speech(200))
