@@ -486,9 +486,8 @@ class TurnController:
         self._emit(ev.InputAudioBufferCommitted(previous_item_id=prev, item_id=item.id))
         self._emit(ev.ConversationItemAdded(previous_item_id=prev, item=item.wire()))
         vector = self._embedding.vector() if self.on_utterance is not None else None
-        if self._prefetching is not None:  # the speculative final is not decoded yet: no reply was asked for
-            self._prefetching.cancel()
-            self._prefetching = None
+        # the reply asked for goes with the turn; one still waiting for its transcript is cancelled with the
+        # utterance (_forget_utterance, below)
         prefetched, self._prefetched = self._prefetched, None
         self._turns.put_nowait(_Turn(item, self._stream, self._asr_model, metrics, create_response, prev,
                                      self._wants_asr, self._utterance_start_ms, self._deltas, vector,
